@@ -1,0 +1,1 @@
+"""Adapters implementing the ports: SQL stores, artifact stores, executors, archives."""

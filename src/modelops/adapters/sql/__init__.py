@@ -1,0 +1,1 @@
+"""SQL metadata store (SQLAlchemy 2 + Alembic); SQLite by default, PostgreSQL by URL."""

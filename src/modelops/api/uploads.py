@@ -1,0 +1,32 @@
+"""Request bodies streamed to a scratch file, with a size cap, so memory stays flat."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from fastapi import Request
+
+from modelops.domain.errors import InvalidInput, PayloadTooLarge
+
+
+async def spool_body(request: Request, *, scratch: Path, max_bytes: int) -> Path:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"upload is larger than the limit of {max_bytes} bytes")
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=scratch)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"upload is larger than the limit of {max_bytes} bytes")
+                sink.write(chunk)
+        if size == 0:
+            raise InvalidInput("the request body is empty: send the archive as the body")
+        return Path(name)
+    except BaseException:
+        os.unlink(name)
+        raise

@@ -1,0 +1,1 @@
+"""The ``modelops`` command line (Typer + Rich), a thin layer over the typed client."""

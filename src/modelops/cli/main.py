@@ -1,0 +1,62 @@
+"""Entry point of the ``modelops`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelops.cli.common import state
+
+app = typer.Typer(
+    name="modelops",
+    help="Train, evaluate, approve, deploy, score and retire models. Every step is a job.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    url: Annotated[str | None, typer.Option(envvar="MODELOPS_URL", help="Server URL.")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="MODELOPS_TOKEN", help="API token.", show_default=False)
+    ] = None,
+) -> None:
+    state.url = url
+    state.token = token
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8765; 0 picks a free one).")] = None,
+) -> None:
+    """Start the platform: REST API, job engine and scheduler, on the embedded defaults."""
+    from modelops.server import serve
+    from modelops.settings import Settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    serve(Settings(**overrides))
+
+
+def _register() -> None:
+    import importlib
+
+    for module_name, group, help_text in [
+        ("modelops.cli.tokens", "tokens", "API tokens and roles."),
+        ("modelops.cli.projects", "projects", "Projects: the unit of ownership."),
+        ("modelops.cli.datasets", "datasets", "Datasets and their immutable versions."),
+        ("modelops.cli.packages", "packages", "ML packages and their versions."),
+        ("modelops.cli.jobs", "jobs", "Jobs: status, events, logs, stop."),
+    ]:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        app.add_typer(module.app, name=group, help=help_text)
+
+
+_register()

@@ -1,0 +1,53 @@
+"""Settings from the environment (MODELOPS_*), with the embedded defaults under MODELOPS_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path("~/.modelops").expanduser())
+    database_url: str | None = None  # default: SQLite file in home
+    artifacts_url: str | None = None  # default: home/artifacts; or an fsspec URL (s3://…)
+    host: str = "127.0.0.1"
+    port: int = 8765
+    executor: str = "local"
+    max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2)
+    default_job_timeout: float | None = None
+    scheduler_interval: float = 0.2
+    max_upload_bytes: int = 10 * 1024**3
+    archive_max_total_bytes: int = 20 * 1024**3
+    archive_max_entries: int = 100_000
+    archive_max_ratio: float = 200.0
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'modelops.db'}"
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or str(self.resolved_home / "artifacts")
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space: job working folders, upload spools, package environments."""
+        return self.resolved_home / "work"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.resolved_home / "admin.token"
+
+    @property
+    def server_file(self) -> Path:
+        """Where a running server writes its URL, so the CLI finds it."""
+        return self.resolved_home / "server.json"
