@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 
-from modelops.settings import Settings
-
 
 class ApiError(Exception):
     """The server answered with an error; ``status`` and ``detail`` say what and why."""
@@ -23,14 +21,19 @@ class ApiError(Exception):
 
 
 def discover(url: str | None = None, token: str | None = None) -> tuple[str, str | None]:
-    settings = Settings()
     url = url or os.environ.get("MODELOPS_URL")
+    token = token or os.environ.get("MODELOPS_TOKEN")
+    if url and token:
+        return url.rstrip("/"), token
+    # Imported only when needed: pydantic-settings is most of every CLI call's start-up time.
+    from modelops.settings import Settings
+
+    settings = Settings()
     if not url:
         try:
             url = json.loads(settings.server_file.read_text())["url"]
         except (OSError, ValueError, KeyError):
             url = f"http://{settings.host}:{settings.port}"
-    token = token or os.environ.get("MODELOPS_TOKEN")
     if not token:
         try:
             token = Path(settings.admin_token_file).read_text().strip() or None
