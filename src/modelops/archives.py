@@ -7,11 +7,13 @@ an archive bomb stops early. Extraction writes into a fresh folder the caller di
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from modelops.domain.errors import InvalidArchive, PayloadTooLarge
 
 CHUNK = 1024 * 1024
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ def detect_format(path: Path) -> str:
 
 def safe_member_path(name: str) -> PurePosixPath:
     """The relative path an entry may be written at, or InvalidArchive saying why not."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:  # tar names that are not UTF-8 arrive as lone surrogates
+        # Checked first: every later message quotes the name, and must itself be valid text.
+        shown = name.encode("utf-8", "replace").decode()
+        raise InvalidArchive(f"entry {shown!r} has a name that is not valid UTF-8") from exc
     cleaned = name.replace("\\", "/")
     if cleaned.startswith("/") or (len(cleaned) > 1 and cleaned[1] == ":"):
         raise InvalidArchive(f"entry {name!r} has an absolute path")
@@ -128,10 +137,17 @@ def extract_archive(archive: Path, target: Path, limits: ArchiveLimits | None = 
             _extract_zip(archive, target, budget)
         else:
             _extract_tar(archive, target, budget)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, InvalidArchive):
-            raise
-        raise InvalidArchive(f"malformed {kind} archive: {exc}") from exc
+    except FileExistsError as exc:
+        where = os.path.relpath(exc.filename, target) if exc.filename else "?"
+        raise InvalidArchive(
+            f"malformed {kind} archive: path {where!r} appears twice "
+            "(a duplicate entry, or a file and a folder of the same name)"
+        ) from exc
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError, zlib.error,
+            lzma.LZMAError) as exc:
+        # strerror rather than str(): the latter names our scratch path, which is no use to a user.
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidArchive(f"malformed {kind} archive: {detail}") from exc
 
 
 def _prepare(target: Path, rel: PurePosixPath) -> Path:
@@ -157,16 +173,27 @@ def _extract_zip(archive: Path, target: Path, budget: _Budget) -> None:
         for info in infos:
             budget.entry()
             rel = safe_member_path(info.filename)
+            if info.flag_bits & 0x1:
+                raise InvalidArchive(f"entry {info.filename!r} is encrypted; encrypted archives are not accepted")
+            if info.compress_type not in _ZIP_METHODS:
+                raise InvalidArchive(
+                    f"entry {info.filename!r} uses an unsupported compression method "
+                    f"({info.compress_type}); use stored, deflate, bzip2 or lzma"
+                )
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                link = zf.read(info).decode("utf-8", "replace")
+                with zf.open(info) as source:  # a link's target is short; never read a huge one
+                    link = source.read(4096).decode("utf-8", "replace")
                 if not _link_stays_inside(rel, link, relative_to_member=True):
                     raise InvalidArchive(f"link {info.filename!r} points outside the archive")
                 raise InvalidArchive(f"entry {info.filename!r} is a symbolic link; links are not accepted")
             if info.is_dir() or str(rel) == ".":
                 target.joinpath(*rel.parts).mkdir(parents=True, exist_ok=True)
                 continue
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # Many writers (Python's own writestr among them) store permission bits without a
+            # file type; only a type that is present and not a file or folder is refused.
+            kind = stat.S_IFMT(mode)
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 raise InvalidArchive(f"entry {info.filename!r} is not a regular file")
             dest = _prepare(target, rel)
             with zf.open(info) as source:
@@ -195,6 +222,10 @@ def _extract_tar(archive: Path, target: Path, budget: _Budget) -> None:
                 raise InvalidArchive(f"entry {member.name!r} cannot be read")
             with source:
                 _copy_limited(source, dest, budget, member.size, member.name, None)
+        # The tar stream ends before the compressor's trailer, whose checksum is only checked at
+        # the end of the file: read on, so a corrupt upload is refused rather than stored.
+        while chunk := tf.fileobj.read(CHUNK):  # type: ignore[union-attr]
+            budget.add(len(chunk))
 
 
 def _iter_tar(tf: tarfile.TarFile, budget: _Budget) -> Iterator[tarfile.TarInfo]:

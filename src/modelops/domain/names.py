@@ -16,3 +16,10 @@ def validate_name(kind: str, name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def validate_text(kind: str, value: str) -> str:
+    """Free text (descriptions, notes): anything but NUL, which PostgreSQL text cannot hold."""
+    if "\x00" in value:
+        raise InvalidInput(f"{kind} must not contain NUL characters")
+    return value

@@ -28,7 +28,10 @@ def _methods_of_main(source: str, filename: str) -> tuple[set[str] | None, str |
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
-        return None, f"{filename}: syntax error at line {exc.lineno}: {exc.msg}"
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        return None, f"{filename}: syntax error{where}: {exc.msg}"
+    except (MemoryError, RecursionError):  # CPython's parser reports a stack overflow this way
+        return None, f"{filename}: nested too deeply to be read"
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == "Main":
             return {

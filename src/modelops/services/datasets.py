@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -9,11 +10,13 @@ from pathlib import Path
 
 from modelops.archives import ArchiveLimits, extract_archive, pack_zip, remove_tree, walk_files
 from modelops.domain.entities import Dataset, DatasetVersion, ManifestEntry, Principal
-from modelops.domain.errors import NotFound
+from modelops.domain.errors import AlreadyExists, InvalidInput, NotFound
 from modelops.domain.manifest import ManifestDiff, diff_manifests, manifest_hash, select_folder
-from modelops.domain.names import validate_name
+from modelops.domain.names import validate_name, validate_text
 from modelops.domain.roles import Role, require_role
 from modelops.ports import ArtifactStore, UnitOfWorkFactory
+
+MAX_PATH_CHARS = 1024  # the longest file path a dataset version records
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class DatasetService:
     ) -> Dataset:
         require_role(principal.role, Role.MEMBER)
         validate_name("dataset", name)
+        validate_text("description", description)
         with self.uow() as uow:
             proj = uow.projects.get(project)
             return uow.datasets.add(project_id=proj.id, name=name, description=description, actor=principal.name)
@@ -55,14 +59,24 @@ class DatasetService:
         """Store an archive's files as the next version; creates the dataset if it is new."""
         require_role(principal.role, Role.MEMBER)
         validate_name("dataset", name)
+        validate_text("note", note)
         with self.uow() as uow:
             uow.projects.get(project)  # fail fast on an unknown project, before any work
         target = Path(tempfile.mkdtemp(prefix="dataset-", dir=self.scratch))
         try:
             extract_archive(archive, target, self.limits)
+            found = list(walk_files(target))
+            if not found:
+                raise InvalidInput("the archive holds no files: a dataset version needs at least one")
+            # Checked before any blob is stored: the manifest column holds this many characters.
+            for rel, _ in found:
+                if len(rel) > MAX_PATH_CHARS:
+                    raise InvalidInput(
+                        f"path {rel[:60]!r}... is longer than {MAX_PATH_CHARS} characters"
+                    )
             files = [
                 ManifestEntry(path=rel, size=ref.size, sha256=ref.sha256)
-                for rel, path in walk_files(target)
+                for rel, path in found
                 for ref in [self.artifacts.put_file(path)]
             ]
         finally:
@@ -73,14 +87,19 @@ class DatasetService:
             try:
                 dataset = uow.datasets.get(proj.id, name)
             except NotFound:
-                dataset = uow.datasets.add(project_id=proj.id, name=name, description="", actor=principal.name)
+                try:
+                    dataset = uow.datasets.add(
+                        project_id=proj.id, name=name, description="", actor=principal.name
+                    )
+                except AlreadyExists:  # a concurrent first upload created it: add to theirs
+                    dataset = uow.datasets.get(proj.id, name)
             version = uow.datasets.add_version(
                 dataset_id=dataset.id, files=files, content_hash=manifest_hash(files), note=note,
                 actor=principal.name,
             )
             return uow.datasets.get_version_by_id(version.id)
 
-    def list_versions(self, *, principal: Principal, project: str, name: str) -> list[DatasetVersion]:
+    def list_versions(self, *, principal: Principal, project: str, name: str) -> builtins.list[DatasetVersion]:
         with self.uow() as uow:
             dataset = uow.datasets.get(uow.projects.get(project).id, name)
             return uow.datasets.list_versions(dataset.id)

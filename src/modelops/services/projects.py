@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelops.domain.entities import Principal, Project
 from modelops.domain.errors import Conflict
-from modelops.domain.names import validate_name
+from modelops.domain.names import validate_name, validate_text
 from modelops.domain.roles import Role, require_role
 from modelops.ports import UnitOfWorkFactory
 
@@ -16,6 +16,7 @@ class ProjectService:
     def create(self, *, principal: Principal, name: str, description: str = "") -> Project:
         require_role(principal.role, Role.MEMBER)
         validate_name("project", name)
+        validate_text("description", description)
         with self.uow() as uow:
             return uow.projects.add(name=name, description=description, actor=principal.name)
 

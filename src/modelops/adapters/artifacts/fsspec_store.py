@@ -32,17 +32,23 @@ class FsspecArtifactStore:
 
     def put_stream(self, chunks: Iterable[bytes]) -> BlobRef:
         # Hash first into a local spool so the final key is known before anything is visible.
-        with tempfile.NamedTemporaryFile(prefix="modelops-blob-", delete=False) as spool:
-            sha256, size = copy_hashing(chunks, spool)
+        # The spool is removed on every path, a source that fails half-way included.
+        fd, spool = tempfile.mkstemp(prefix="modelops-blob-")
         try:
+            with os.fdopen(fd, "wb") as sink:
+                sha256, size = copy_hashing(chunks, sink)
             key = self._key(sha256)
             if not self.fs.exists(key):
                 temp_key = f"{self.base}/tmp/{uuid.uuid4().hex}"
-                self.fs.put_file(spool.name, temp_key)
-                self.fs.mv(temp_key, key)
+                try:
+                    self.fs.put_file(spool, temp_key)
+                    self.fs.mv(temp_key, key)
+                finally:
+                    if self.fs.exists(temp_key):
+                        self.fs.rm(temp_key)
             return BlobRef(sha256=sha256, size=size)
         finally:
-            os.unlink(spool.name)
+            os.unlink(spool)
 
     def put_file(self, path: Path) -> BlobRef:
         return self.put_stream(iter_file(path))

@@ -1,0 +1,1 @@
+"""Helpers shared by the foundation tests: archive builders, server and data-directory probes."""
