@@ -40,6 +40,24 @@ class JobKindHandler(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CheckedParameters:
+    """A kind's verdict on submitted parameters: normalised, plus the job's target if any."""
+
+    parameters: dict[str, Any]
+    target_type: str | None = None  # "model_version" | "deployment" | "dataset_version"
+    target_id: int | None = None
+
+
+class ValidatingJobKindHandler(JobKindHandler, Protocol):
+    """Optional: a handler that also has ``validate`` checks parameters at submit time, so bad
+    input is refused with a 4xx before a job exists (otherwise it fails in ``prepare``)."""
+
+    def validate(self, *, project_id: int, parameters: dict[str, Any]) -> CheckedParameters:
+        """Raise InvalidInput / NotFound with a clear message, or return what to store."""
+        ...
+
+
 class JobKindRegistry:
     def __init__(self) -> None:
         self._handlers: dict[JobKind, JobKindHandler] = {}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Update, bindparam, select
 
 from modelops.adapters.sql import convert
 from modelops.adapters.sql import tables as t
@@ -34,21 +36,68 @@ _STAMPS = {
 
 _LEVELS = [level for level in LogLevel]
 
+# The engine's hot path (claim, transition, events, logs) runs prebuilt statements with bound
+# parameters: building and cache-keying a statement costs more CPU than running it.
+# Table-level (Core) statements, not ORM-enabled ones: the ORM's bulk-update machinery costs
+# more than the statement itself.
+_JOBS = t.JobRow.__table__
+_JOB_COLUMNS = tuple(_JOBS.columns)
+_INSERT_EVENT = t.JobEventRow.__table__.insert()
+_INSERT_LOGS = t.JobLogRow.__table__.insert()
+_QUEUED_IDS = (
+    select(_JOBS.c.id).where(_JOBS.c.status == JobStatus.QUEUED.value).order_by(_JOBS.c.id)
+    .limit(bindparam("b_limit"))
+)
+_BUMP_LOG_SEQ = (
+    _JOBS.update().where(_JOBS.c.id == bindparam("b_id"))
+    .values(log_seq=_JOBS.c.log_seq + bindparam("b_count"))
+    .returning(_JOBS.c.log_seq)
+)
+_BUMP_LOG_SEQ_AND_CURSOR = _BUMP_LOG_SEQ.values(log_cursor=bindparam("b_cursor"))
+
+
+@functools.lru_cache(maxsize=64)
+def _compare_and_set(keys: tuple[str, ...]) -> Update:
+    """``UPDATE jobs SET <keys> WHERE id = :b_id AND status = :b_from RETURNING *``."""
+    return (
+        _JOBS.update()
+        .where(_JOBS.c.id == bindparam("b_id"), _JOBS.c.status == bindparam("b_from"))
+        .values({key: bindparam(f"v_{key}", type_=_JOBS.c[key].type) for key in keys})
+        .returning(*_JOB_COLUMNS)
+    )
+
 
 class SqlJobStore(_SqlStore):
     def add(
         self, *, project_id: int, kind: JobKind, actor: str, parameters: dict[str, Any],
         target_type: str | None, target_id: int | None, timeout_seconds: float | None,
     ) -> Job:
-        row = t.JobRow(
-            project_id=project_id, kind=kind.value, status=JobStatus.CREATED.value, actor=actor,
-            parameters=parameters, target_type=target_type, target_id=target_id,
-            timeout_seconds=timeout_seconds,
+        # Born queued: created and queued are two events of one insert, which keeps submit
+        # cheap. The transition table still has the last word on the second step. Core
+        # statements, not ORM flushes: this is the hot path of every submit.
+        check_job_transition(JobStatus.CREATED, JobStatus.QUEUED, job_id=0)
+        now = t.utcnow()
+        values: dict[str, Any] = {
+            "project_id": project_id, "kind": kind.value, "status": JobStatus.QUEUED.value,
+            "actor": actor, "parameters": parameters, "target_type": target_type,
+            "target_id": target_id, "timeout_seconds": timeout_seconds, "created_at": now,
+            "queued_at": now, "log_seq": 0, "result": {},
+        }
+        job_id = self.session.execute(_JOBS.insert().values(**values).returning(_JOBS.c.id)).scalar_one()
+        self.session.execute(
+            _INSERT_EVENT,
+            [
+                {"job_id": job_id, "at": now, "from_status": None,
+                 "to_status": JobStatus.CREATED.value, "actor": actor, "detail": {"kind": kind.value}},
+                {"job_id": job_id, "at": now, "from_status": JobStatus.CREATED.value,
+                 "to_status": JobStatus.QUEUED.value, "actor": actor, "detail": {}},
+            ],
         )
-        self.session.add(row)
-        self.session.flush()
-        self._event(row.id, None, JobStatus.CREATED, actor, {"kind": kind.value})
-        return self.transition(row.id, JobStatus.QUEUED, actor=actor)
+        return Job(
+            id=job_id, project_id=project_id, kind=kind, status=JobStatus.QUEUED, actor=actor,
+            created_at=now, parameters=dict(parameters), target_type=target_type,
+            target_id=target_id, timeout_seconds=timeout_seconds, queued_at=now,
+        )
 
     def _row(self, job_id: int) -> t.JobRow:
         row = self.session.get(t.JobRow, job_id, populate_existing=True)
@@ -74,13 +123,16 @@ class SqlJobStore(_SqlStore):
 
     def transition(
         self, job_id: int, to: JobStatus, *, actor: str, detail: dict[str, Any] | None = None,
-        fields: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None, expected: JobStatus | None = None,
     ) -> Job:
         while True:
-            current = JobStatus(
+            # ``expected`` saves the first read when the caller knows the likely status; a
+            # wrong guess only costs a second round.
+            current = expected or JobStatus(
                 self.session.scalar(select(t.JobRow.status).where(t.JobRow.id == job_id))
                 or _missing(job_id)
             )
+            expected = None
             check_job_transition(current, to, job_id=job_id)
             values: dict[str, Any] = dict(fields or {})
             values["status"] = to.value
@@ -88,54 +140,49 @@ class SqlJobStore(_SqlStore):
             if stamp and stamp not in values:
                 values[stamp] = t.utcnow()
             # Compare-and-set on the status we read: a concurrent winner makes this match
-            # nothing, and the loop re-reads and lets the table refuse the loser.
-            result = self.session.execute(
-                update(t.JobRow)
-                .where(t.JobRow.id == job_id, t.JobRow.status == current.value)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            # nothing, and the loop re-reads and lets the table refuse the loser. RETURNING
+            # hands back the new row without another read.
+            keys = tuple(sorted(values))
+            params = {f"v_{key}": values[key] for key in keys}
+            row = self.session.execute(
+                _compare_and_set(keys), {"b_id": job_id, "b_from": current.value, **params}
+            ).one_or_none()
+            if row is not None:
                 self._event(job_id, current, to, actor, detail or {})
-                return convert.job(self._row(job_id))
+                return convert.job(cast(t.JobRow, row))
 
     def _event(
         self, job_id: int, from_status: JobStatus | None, to: JobStatus, actor: str,
         detail: dict[str, Any],
     ) -> None:
-        self.session.add(
-            t.JobEventRow(
-                job_id=job_id, from_status=from_status.value if from_status else None,
-                to_status=to.value, actor=actor, detail=detail,
-            )
+        self.session.execute(
+            _INSERT_EVENT,
+            {"job_id": job_id, "from_status": from_status.value if from_status else None,
+             "to_status": to.value, "actor": actor, "detail": detail, "at": t.utcnow()},
         )
-        self.session.flush()
 
     def update_fields(self, job_id: int, fields: dict[str, Any]) -> None:
-        self.session.execute(
-            update(t.JobRow).where(t.JobRow.id == job_id).values(**fields)
-            .execution_options(synchronize_session=False)
-        )
+        self.session.execute(_JOBS.update().where(_JOBS.c.id == job_id).values(**fields))
 
-    def claim_next_queued(self, *, actor: str, exclude_kinds: Sequence[JobKind] = ()) -> Job | None:
-        query = (
-            select(t.JobRow.id)
-            .where(t.JobRow.status == JobStatus.QUEUED.value)
-            .order_by(t.JobRow.id)
-            .limit(5)
-        )
+    def claim_queued(
+        self, *, actor: str, limit: int, exclude_kinds: Sequence[JobKind] = ()
+    ) -> builtins.list[Job]:
+        query = _QUEUED_IDS
         if exclude_kinds:
-            query = query.where(t.JobRow.kind.not_in([k.value for k in exclude_kinds]))
+            query = query.where(_JOBS.c.kind.not_in([k.value for k in exclude_kinds]))
         if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        for job_id in list(self.session.scalars(query)):
+        claimed = []
+        for job_id in list(self.session.scalars(query, {"b_limit": limit})):
             try:
-                return self.transition(job_id, JobStatus.RUNNING, actor=actor)
+                claimed.append(
+                    self.transition(job_id, JobStatus.RUNNING, actor=actor, expected=JobStatus.QUEUED)
+                )
             except InvalidTransition:
-                continue  # another worker took it
-        return None
+                continue  # stopped or taken meanwhile
+        return claimed
 
-    def events(self, job_id: int) -> list[JobEvent]:
+    def events(self, job_id: int) -> builtins.list[JobEvent]:
         self._row(job_id)
         rows = self.session.scalars(
             select(t.JobEventRow).where(t.JobEventRow.job_id == job_id).order_by(t.JobEventRow.id)
@@ -148,20 +195,26 @@ class SqlJobStore(_SqlStore):
             raise NotFound(f"event {event_id} of job {job_id} not found")
         return convert.job_event(row)
 
-    def append_logs(self, job_id: int, lines: Sequence[tuple[datetime, str, LogLevel, str]]) -> None:
-        if not lines:
+    def append_logs(
+        self, job_id: int, lines: Sequence[tuple[datetime, str, LogLevel, str]], *,
+        cursor: str | None = None,
+    ) -> None:
+        if not lines and cursor is None:
             return
-        last = self.session.scalar(
-            update(t.JobRow)
-            .where(t.JobRow.id == job_id)
-            .values(log_seq=t.JobRow.log_seq + len(lines))
-            .returning(t.JobRow.log_seq)
-        )
+        # Numbering and the read position move in one statement, in the transaction that
+        # inserts the lines: concurrent writers get disjoint sequence numbers.
+        params: dict[str, Any] = {"b_id": job_id, "b_count": len(lines)}
+        if cursor is not None:
+            params["b_cursor"] = cursor
+        statement = _BUMP_LOG_SEQ if cursor is None else _BUMP_LOG_SEQ_AND_CURSOR
+        last = self.session.scalar(statement, params)
         if last is None:
             raise NotFound(f"job {job_id} not found")
+        if not lines:
+            return
         first = last - len(lines) + 1
         self.session.execute(
-            insert(t.JobLogRow),
+            _INSERT_LOGS,
             [
                 {"job_id": job_id, "seq": first + i, "at": at, "stream": stream,
                  "level": level.value, "text": text}
@@ -169,10 +222,22 @@ class SqlJobStore(_SqlStore):
             ],
         )
 
+    def log_cursor(self, job_id: int) -> str | None:
+        return self._row(job_id).log_cursor
+
+    def last_error(self, job_id: int) -> str | None:
+        """The text of the job's last error-level line (a traceback's last one is its exception)."""
+        return self.session.scalar(
+            select(t.JobLogRow.text)
+            .where(t.JobLogRow.job_id == job_id, t.JobLogRow.level == LogLevel.ERROR.value)
+            .order_by(t.JobLogRow.seq.desc())
+            .limit(1)
+        )
+
     def logs(
         self, job_id: int, *, after_seq: int = 0, min_level: LogLevel | None = None,
         limit: int = 1000,
-    ) -> list[LogLine]:
+    ) -> builtins.list[LogLine]:
         query = (
             select(t.JobLogRow)
             .where(t.JobLogRow.job_id == job_id, t.JobLogRow.seq > after_seq)

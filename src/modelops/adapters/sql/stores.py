@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from modelops.domain.entities import (
     Project,
 )
 from modelops.domain.errors import AlreadyExists, NotFound
+from modelops.domain.model_status import ModelStatus, check_model_transition
 from modelops.domain.roles import Role
 from modelops.domain.versions import next_major, next_minor
 
@@ -153,7 +155,7 @@ class SqlDatasetStore(_SqlStore):
             )
         return convert.dataset_version(row, [])  # callers that need files read them back
 
-    def _files(self, version_id: int) -> list[t.DatasetFileRow]:
+    def _files(self, version_id: int) -> builtins.list[t.DatasetFileRow]:
         return list(
             self.session.scalars(
                 select(t.DatasetFileRow).where(t.DatasetFileRow.version_id == version_id).order_by(t.DatasetFileRow.path)
@@ -176,7 +178,7 @@ class SqlDatasetStore(_SqlStore):
             raise NotFound(f"dataset version id {version_id} not found")
         return convert.dataset_version(row, self._files(row.id) if with_files else [])
 
-    def list_versions(self, dataset_id: int) -> list[DatasetVersion]:
+    def list_versions(self, dataset_id: int) -> builtins.list[DatasetVersion]:
         rows = self.session.scalars(
             select(t.DatasetVersionRow).where(t.DatasetVersionRow.dataset_id == dataset_id).order_by(t.DatasetVersionRow.version)
         )
@@ -274,10 +276,35 @@ class SqlPackageStore(_SqlStore):
             raise NotFound(f"model version id {version_id} not found")
         return convert.model_version(row)
 
-    def list_versions(self, package_id: int) -> list[ModelVersion]:
+    def list_versions(self, package_id: int) -> builtins.list[ModelVersion]:
         rows = self.session.scalars(
             select(t.ModelVersionRow)
             .where(t.ModelVersionRow.package_id == package_id)
             .order_by(t.ModelVersionRow.major, t.ModelVersionRow.minor)
         )
         return [convert.model_version(r) for r in rows]
+
+    def transition_version(
+        self, version_id: int, to: ModelStatus, *, reason: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        while True:
+            row = self.session.get(t.ModelVersionRow, version_id, populate_existing=True)
+            if row is None:
+                raise NotFound(f"model version id {version_id} not found")
+            current = ModelStatus(row.status)
+            check_model_transition(
+                current, to, version_label=f"{row.major}.{row.minor}", reason=reason
+            )
+            # Compare-and-set on the status just read: a concurrent winner makes this match
+            # nothing, and the next pass lets the table refuse the loser.
+            result = self.session.execute(
+                update(t.ModelVersionRow)
+                .where(t.ModelVersionRow.id == version_id, t.ModelVersionRow.status == current.value)
+                .values(**{**(fields or {}), "status": to.value})
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                updated = self.session.get(t.ModelVersionRow, version_id, populate_existing=True)
+                assert updated is not None
+                return convert.model_version(updated)

@@ -157,6 +157,9 @@ class JobRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     log_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The executor's read position in the job's output, saved with the log lines it covers so
+    # a re-attached job neither repeats nor skips a line.
+    log_cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobEventRow(Base):

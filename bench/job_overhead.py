@@ -1,0 +1,166 @@
+"""What the job engine costs on top of starting a process, as ratios against bare baselines.
+
+    .venv/bin/python bench/job_overhead.py [--runs 40] [--jobs 60] [--slots N] [--database-url URL]
+
+1. Latency, submit → first line of user code: ``JobService.submit`` (what the API calls) until
+   the job's first statement runs, read from the time it prints. Baseline: one database insert
+   plus a bare ``python -c`` spawn that prints the time, on the same database and interpreter.
+   p50 and p95 of each, and their ratios.
+2. Throughput: no-op jobs per second with N slots (all submitted at once, until the last one
+   is ``completed``), against a loop spawning bare ``python -c pass`` with N in parallel.
+
+The engine runs in this process with its default tick (``scheduler_interval``): a submit
+wakes it at once, so the tick does not show in the latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy import text
+
+from modelops.archives import pack_zip
+from modelops.bootstrap import Container, build_container
+from modelops.domain.entities import Principal
+from modelops.domain.jobs import JobStatus
+from modelops.domain.roles import Role
+from modelops.settings import Settings
+
+USER = Principal(token_id=0, name="bench", role=Role.MEMBER)
+FIRST_LINE = "import time; print(f'first-line {time.time():.6f}', flush=True)\n"
+PRINT_TIME = "import time; print(f'{time.time():.6f}', flush=True)"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def make_package(folder: Path) -> Path:
+    src = folder / "bench-package"
+    src.mkdir()
+    (src / "main.py").write_text(
+        "class Main:\n    def __init__(self):\n        pass\n\n    def predict(self, rows):\n        return rows\n"
+    )
+    (src / "first.py").write_text(FIRST_LINE)
+    (src / "noop.py").write_text("")
+    archive = folder / "bench-package.zip"
+    pack_zip(src, archive)
+    return archive
+
+
+def wait_ended(container: Container, job_id: int) -> JobStatus:
+    # Look only every 20 ms, starting after a first pause: the harness's own reads must not
+    # compete with the engine for the database it measures.
+    while True:
+        time.sleep(0.02)
+        job = container.jobs.get(principal=USER, job_id=job_id)
+        if job.terminal:
+            return job.status
+
+
+def job_latency(container: Container) -> float:
+    started = time.time()
+    job = container.jobs.submit(
+        principal=USER, project="bench", kind="script",
+        parameters={"package": "pkg", "version": "1.0", "command": ["python", "first.py"]},
+    )
+    status = wait_ended(container, job.id)
+    if status is not JobStatus.COMPLETED:
+        raise SystemExit(f"job {job.id} ended {status}")
+    line = next(
+        entry.text for entry in container.jobs.logs(principal=USER, job_id=job.id)
+        if entry.text.startswith("first-line ")
+    )
+    return float(line.split()[1]) - started
+
+
+def baseline_latency(container: Container) -> float:
+    started = time.time()
+    with container.engine.begin() as conn:
+        conn.execute(text("INSERT INTO bench_insert (note) VALUES ('x')"))
+    out = subprocess.run([sys.executable, "-c", PRINT_TIME], capture_output=True, text=True, check=True)
+    return float(out.stdout) - started
+
+
+def job_throughput(container: Container, count: int) -> float:
+    started = time.monotonic()
+    ids = [
+        container.jobs.submit(
+            principal=USER, project="bench", kind="script",
+            parameters={"package": "pkg", "version": "1.0", "command": ["python", "noop.py"]},
+        ).id
+        for _ in range(count)
+    ]
+    for job_id in ids:
+        if wait_ended(container, job_id) is not JobStatus.COMPLETED:
+            raise SystemExit(f"job {job_id} did not complete")
+    return count / (time.monotonic() - started)
+
+
+def baseline_throughput(count: int, slots: int) -> float:
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        list(pool.map(lambda _: subprocess.run([sys.executable, "-c", "pass"], check=True), range(count)))
+    return count / (time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=40, help="latency samples of each kind")
+    parser.add_argument("--jobs", type=int, default=60, help="no-op jobs for the throughput part")
+    parser.add_argument("--slots", type=int, default=os.cpu_count() or 2, help="concurrent jobs")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="modelops-bench-") as scratch:
+        folder = Path(scratch)
+        settings = Settings(home=folder / "home", database_url=args.database_url,
+                            max_concurrent_jobs=args.slots)
+        container = build_container(settings)
+        container.start_background()
+        try:
+            with container.engine.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS bench_insert"))
+                key = "SERIAL" if conn.dialect.name == "postgresql" else "INTEGER"
+                conn.execute(text(f"CREATE TABLE bench_insert (id {key} PRIMARY KEY, note TEXT)"))
+            container.projects.create(principal=USER, name="bench")
+            container.packages.upload(principal=USER, project="bench", name="pkg",
+                                      archive=make_package(folder))
+            job_latency(container)  # warm-up: imports, first connections, page cache
+            baseline_latency(container)
+            jobs, bare = [], []
+            for _ in range(args.runs):  # interleaved, so drift in machine load hits both alike
+                jobs.append(job_latency(container))
+                bare.append(baseline_latency(container))
+            job_rate = job_throughput(container, args.jobs)
+            bare_rate = baseline_throughput(args.jobs, args.slots)
+        finally:
+            container.job_engine.stop(kill_running=True)
+            with container.engine.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS bench_insert"))
+            container.close()
+
+    backend = "PostgreSQL" if args.database_url and args.database_url.startswith("postgres") else "SQLite"
+    ms = 1000
+    print(f"job engine overhead ({backend}, {os.cpu_count()} CPUs, {args.runs} runs, {args.slots} slots)")
+    print("submit -> first line of user code")
+    for name, q in (("p50", 0.5), ("p95", 0.95)):
+        job_q, bare_q = percentile(jobs, q), percentile(bare, q)
+        print(f"  {name}: job {job_q * ms:7.1f} ms   baseline (insert + bare spawn) {bare_q * ms:7.1f} ms"
+              f"   ratio {job_q / bare_q:.2f}x")
+    print(f"  mean: job {statistics.mean(jobs) * ms:7.1f} ms   baseline {statistics.mean(bare) * ms:7.1f} ms")
+    print(f"no-op jobs per second ({args.jobs} jobs, {args.slots} slots)")
+    print(f"  jobs {job_rate:6.1f}/s   bare spawn loop {bare_rate:6.1f}/s   ratio {job_rate / bare_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
