@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import builtins
 import tempfile
 from pathlib import Path
 
 from modelops.adapters.artifacts.hashing import sha256_file
-from modelops.archives import ArchiveLimits, detect_format, extract_archive, remove_tree, single_root
+from modelops.archives import (
+    ArchiveLimits,
+    detect_format,
+    extract_archive,
+    remove_tree,
+    single_root,
+)
 from modelops.domain.entities import ModelPackage, ModelVersion, Principal
 from modelops.domain.errors import InvalidArchive, InvalidInput
 from modelops.domain.model_status import ModelStatus
-from modelops.domain.names import validate_name
+from modelops.domain.names import validate_name, validate_text
 from modelops.domain.package_contract import check_package
 from modelops.domain.roles import Role, require_role
 from modelops.domain.versions import parse_version
 from modelops.ports import ArtifactStore, UnitOfWorkFactory
+from modelops.services.audit import record_registration
 
 MAX_SOURCE_BYTES = 5 * 1024 * 1024
 
@@ -46,6 +54,7 @@ class PackageService:
     ) -> ModelVersion:
         require_role(principal.role, Role.MEMBER)
         validate_name("ML package", name)
+        validate_text("description", description)
         with self.uow() as uow:
             uow.projects.get(project)
         if detect_format(archive) != "zip":
@@ -66,7 +75,7 @@ class PackageService:
         with self.uow() as uow:
             proj = uow.projects.get(project)
             package = uow.packages.get_or_add(project_id=proj.id, name=name, actor=principal.name)
-            return uow.packages.add_major_version(
+            version = uow.packages.add_major_version(
                 package_id=package.id,
                 fields={
                     "status": ModelStatus.UPLOADED.value,
@@ -80,6 +89,7 @@ class PackageService:
                 },
                 actor=principal.name,
             )
+            return record_registration(uow, version, project_id=proj.id, package=package.name)
 
     def list(self, *, principal: Principal, project: str) -> list[ModelPackage]:
         with self.uow() as uow:
@@ -89,7 +99,7 @@ class PackageService:
         with self.uow() as uow:
             return uow.packages.get(uow.projects.get(project).id, name)
 
-    def list_versions(self, *, principal: Principal, project: str, name: str) -> list[ModelVersion]:
+    def list_versions(self, *, principal: Principal, project: str, name: str) -> builtins.list[ModelVersion]:
         with self.uow() as uow:
             package = uow.packages.get(uow.projects.get(project).id, name)
             return uow.packages.list_versions(package.id)
