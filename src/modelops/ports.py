@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import builtins
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from modelops.domain.audit import AuditAction, AuditEntry, AuditEvent
+from modelops.domain.byom import ModelStatistics
+from modelops.domain.deployments import (
+    BatchRun,
+    BatchTrigger,
+    CronSchedule,
+    Deployment,
+    DeploymentStatus,
+)
 from modelops.domain.entities import (
     ApiToken,
     Dataset,
@@ -18,6 +28,8 @@ from modelops.domain.entities import (
     Project,
 )
 from modelops.domain.jobs import Job, JobEvent, JobKind, JobStatus, LogLevel, LogLine
+from modelops.domain.model_status import ModelStatus
+from modelops.domain.pipelines import Pipeline, PipelineRun, RunFile, RunTrigger
 from modelops.domain.roles import Role
 
 # --------------------------------------------------------------------------- artifacts
@@ -99,6 +111,57 @@ class PackageStore(Protocol):
     def get_version(self, package_id: int, major: int, minor: int) -> ModelVersion: ...
     def get_version_by_id(self, version_id: int) -> ModelVersion: ...
     def list_versions(self, package_id: int) -> list[ModelVersion]: ...
+    def transition_version(
+        self, version_id: int, to: ModelStatus, *, reason: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Compare-and-set a version's status, checked by the domain's transition table;
+        raises InvalidTransition for the loser of a race. ``fields`` are written with it."""
+        ...
+
+
+class PipelineStore(Protocol):
+    """Pipelines, their runs (one per job; scheduled ones unique per scheduled time) and the
+    files each run produced."""
+
+    def add(self, *, fields: dict[str, Any], actor: str) -> Pipeline: ...
+    def get(self, project_id: int, name: str) -> Pipeline: ...
+    def get_by_id(self, pipeline_id: int) -> Pipeline: ...
+    def list(self, project_id: int) -> builtins.list[Pipeline]: ...
+    def delete(self, pipeline_id: int) -> None: ...
+    def due(self, now: datetime, *, limit: int = 50) -> builtins.list[Pipeline]: ...
+    def advance(self, pipeline_id: int, *, expected: datetime, next_run_at: datetime | None) -> bool:
+        """Compare-and-set the next firing time; False if it was no longer ``expected``."""
+        ...
+    def add_run(
+        self, *, project_id: int, pipeline: Pipeline, job_id: int, trigger: RunTrigger,
+        scheduled_at: datetime | None,
+    ) -> PipelineRun:
+        """Raises AlreadyExists if the pipeline already has a run for ``scheduled_at``."""
+        ...
+    def get_run(self, job_id: int) -> PipelineRun: ...
+    def list_runs(
+        self, *, project_id: int, pipeline_id: int | None = None, limit: int = 200
+    ) -> builtins.list[PipelineRun]: ...
+    def update_run(self, job_id: int, fields: dict[str, Any]) -> PipelineRun: ...
+    def add_files(self, job_id: int, files: Sequence[RunFile]) -> None: ...
+    def files(self, job_id: int, area: str) -> builtins.list[RunFile]: ...
+    def file(self, job_id: int, area: str, path: str) -> RunFile: ...
+
+
+class StatisticsStore(Protocol):
+    """Statistics of model versions on dataset versions (BYOM COMPUTE_STATISTICS results)."""
+
+    def add(
+        self, *, model_version_id: int, dataset_version_id: int, job_id: int, folder: str,
+        stats: dict[str, Any], actor: str,
+    ) -> ModelStatistics: ...
+    def latest(self, model_version_id: int, dataset_version_id: int | None = None) -> ModelStatistics:
+        """The newest statistics of a version (on one dataset version if given); raises NotFound."""
+        ...
+    def history(self, model_version_id: int) -> builtins.list[ModelStatistics]:
+        """Every statistics row of a version, oldest first."""
+        ...
 
 
 class JobStore(Protocol):
@@ -122,15 +185,80 @@ class JobStore(Protocol):
         allowed status (the loser of a race)."""
         ...
     def update_fields(self, job_id: int, fields: dict[str, Any]) -> None: ...
-    def claim_next_queued(self, *, actor: str, exclude_kinds: Sequence[JobKind] = ()) -> Job | None:
-        """Atomically move the oldest queued job to running and return it (None if none)."""
+    def claim_queued(
+        self, *, actor: str, limit: int, exclude_kinds: Sequence[JobKind] = ()
+    ) -> builtins.list[Job]:
+        """Move up to ``limit`` of the oldest queued jobs to running, each as a compare-and-set,
+        and return them (fewer than ``limit`` means the queue is drained)."""
         ...
     def events(self, job_id: int) -> list[JobEvent]: ...
     def event(self, job_id: int, event_id: int) -> JobEvent: ...
-    def append_logs(self, job_id: int, lines: Sequence[tuple[datetime, str, LogLevel, str]]) -> None: ...
+    def append_logs(
+        self, job_id: int, lines: Sequence[tuple[datetime, str, LogLevel, str]], *,
+        cursor: str | None = None,
+    ) -> None:
+        """Number and store lines after the job's last one; ``cursor`` (the executor's read
+        position) is saved in the same transaction, so a re-attached job repeats no line."""
+        ...
+    def log_cursor(self, job_id: int) -> str | None: ...
+    def last_error(self, job_id: int) -> str | None:
+        """Text of the job's last error-level log line, if any."""
+        ...
     def logs(
         self, job_id: int, *, after_seq: int = 0, min_level: LogLevel | None = None, limit: int = 1000
     ) -> list[LogLine]: ...
+
+
+class DeploymentStore(Protocol):
+    """Deployments, their batch runs (scheduled ones unique per scheduled time) and their jobs."""
+
+    def add(self, *, fields: dict[str, Any], actor: str) -> Deployment: ...
+    def get_by_id(self, deployment_id: int) -> Deployment: ...
+    def find(self, project_id: int, ref: str) -> Deployment:
+        """By name, or by numeric id when no deployment has that name."""
+        ...
+    def list(
+        self, project_id: int, *, package_id: int | None = None,
+        status: DeploymentStatus | None = None,
+    ) -> builtins.list[Deployment]: ...
+    def lock_package(self, package_id: int) -> None:
+        """Serialise deployment changes of one model until the transaction ends."""
+        ...
+    def set_deploy_job(self, deployment_id: int, job_id: int) -> None: ...
+    def retire(self, deployment_id: int, *, actor: str, reason: str, job_id: int | None) -> Deployment:
+        """Compare-and-set active → retired (InvalidTransition for the loser); ends the schedule."""
+        ...
+    def set_schedule(
+        self, deployment_id: int, *, schedule: CronSchedule | None, next_run_at: datetime | None
+    ) -> Deployment: ...
+    def due(self, now: datetime, *, limit: int = 50) -> builtins.list[Deployment]: ...
+    def advance(self, deployment_id: int, *, expected: datetime, next_run_at: datetime | None) -> bool:
+        """Compare-and-set the next firing time; False if it was no longer ``expected``."""
+        ...
+    def add_run(
+        self, *, project_id: int, deployment_id: int, job_id: int, trigger: BatchTrigger,
+        scheduled_at: datetime | None, input_dataset_version_id: int | None,
+        parameters: dict[str, Any],
+    ) -> BatchRun:
+        """Raises AlreadyExists if the deployment already has a run for ``scheduled_at``."""
+        ...
+    def get_run(self, job_id: int) -> BatchRun: ...
+    def list_runs(self, deployment_id: int, *, limit: int = 200) -> builtins.list[BatchRun]: ...
+    def update_run(self, job_id: int, fields: dict[str, Any]) -> BatchRun: ...
+    def jobs(self, deployment_id: int, *, limit: int = 200) -> builtins.list[Job]: ...
+
+
+class AuditStore(Protocol):
+    """The append-only audit trail: there is no update and no delete."""
+
+    def append(self, entry: AuditEntry) -> AuditEvent: ...
+    def list(
+        self, *, project_id: int, package_id: int | None = None,
+        actions: Sequence[AuditAction] = (), since: datetime | None = None,
+        until: datetime | None = None, after_id: int = 0, limit: int = 1000,
+    ) -> builtins.list[AuditEvent]:
+        """Oldest first, ids above ``after_id``."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -141,6 +269,10 @@ class UnitOfWork(Protocol):
     datasets: DatasetStore
     packages: PackageStore
     jobs: JobStore
+    statistics: StatisticsStore
+    pipelines: PipelineStore
+    deployments: DeploymentStore
+    audit: AuditStore
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -155,13 +287,18 @@ class UnitOfWorkFactory(Protocol):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything an executor needs to run one job's process; holds no secrets."""
+    """Everything an executor needs to run one job's process; holds no secrets.
+
+    ``argv`` may contain the literal ``{python}``: the interpreter of the package's environment
+    (built from ``requirements`` inside the job's process, so the build is part of its logs)
+    or, without requirements, the platform's own interpreter."""
 
     job_id: int
     argv: list[str]
     env: dict[str, str]
     workdir: Path
     timeout_seconds: float | None = None
+    requirements: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -172,29 +309,54 @@ class ExecutorOutcome:
     signal: int | None = None
     timed_out: bool = False
     cancelled: bool = False
-    lost: bool = False  # the worker vanished and cannot be re-attached
+    lost: bool = False  # the worker vanished without recording how it ended
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class LogBatch:
+    """Output lines read from a job, in order per stream, and where to read on from."""
+
+    lines: list[tuple[str, str]]  # (stream, text): stream is "stdout" or "stderr"
+    cursor: str  # opaque; store it with the lines and pass it back
+    more: bool = False  # a read limit was hit: call again to drain
+
+
 class Executor(Protocol):
-    """Runs job processes. Local subprocesses by default; a cluster engine behind the same calls."""
+    """Runs job processes: local subprocesses by default; a cluster engine behind the same calls.
+
+    ``worker_ref`` is an opaque string the engine stores on the job row, so every call below
+    must work with a ref from before a server restart."""
+
+    def subscribe(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from any thread) when a job's process ends, so the engine need not
+        wait for its next tick. Best effort: ``poll`` stays the source of truth."""
+        ...
 
     def submit(self, spec: JobSpec) -> str:
-        """Start the job; return a handle (worker_ref) that survives a server restart."""
+        """Start the job's process in its own process group and working directory; return
+        its worker_ref. Raises a ModelOpsError if it cannot start (e.g. unknown command)."""
         ...
 
     def poll(self, worker_ref: str) -> ExecutorOutcome | None:
-        """None while running, else how it ended."""
+        """None while the job runs, else how it ended (``lost`` if nobody can tell)."""
         ...
 
     def cancel(self, worker_ref: str) -> None:
-        """Stop the job's whole process tree."""
+        """Begin stopping the job's whole process tree; returns at once, ``poll`` reports the
+        end. Terminates politely first and kills whatever is left after a short grace."""
         ...
 
     def recover(self, worker_ref: str) -> bool:
-        """After a server restart: True if the job's process is still alive and re-attached."""
+        """After a server restart: True if the job's process is still alive (the same process,
+        not a reused pid) and now watched again."""
         ...
 
-    def stream_logs(self, worker_ref: str) -> Iterator[tuple[str, str]]:
-        """Yield (stream, line) pairs not yet read, without blocking."""
+    def stream_logs(self, worker_ref: str, *, cursor: str | None, final: bool = False) -> LogBatch:
+        """Complete output lines after ``cursor`` without blocking; ``final`` (after the end)
+        also returns a last line that has no newline."""
+        ...
+
+    def release(self, worker_ref: str) -> None:
+        """Forget a finished job and delete what the executor kept for it."""
         ...

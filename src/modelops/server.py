@@ -46,6 +46,7 @@ def serve(settings: Settings, *, console: Console | None = None) -> None:
         settings.server_file, json.dumps({"url": url, "pid": os.getpid()})
     )
     console.print(f"[bold green]modelops[/] listening on [bold]{url}[/]  (API docs: {url}/docs)")
+    console.print(f"dashboard: sign in at [bold]{url}/ui/login[/] with a token")
     console.print(f"data directory: {settings.resolved_home}")
     console.print(f"metadata: {_redact(settings.resolved_database_url)}")
     if new_secret:

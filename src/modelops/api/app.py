@@ -6,8 +6,20 @@ from fastapi import APIRouter, FastAPI
 
 from modelops import __version__
 from modelops.api.errors import install_error_handlers
-from modelops.api.routers import datasets, packages, projects, tokens
+from modelops.api.routers import (
+    audit,
+    byom,
+    datasets,
+    deployments,
+    jobs,
+    lifecycle,
+    packages,
+    pipelines,
+    projects,
+    tokens,
+)
 from modelops.bootstrap import Container
+from modelops.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -27,7 +39,8 @@ def create_app(container: Container) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (tokens, projects, datasets, packages):
+    for module in (tokens, projects, datasets, packages, jobs, pipelines, byom, lifecycle, deployments, audit):
         api.include_router(module.router)
     app.include_router(api)
+    install_web(app)  # the dashboard under /ui, on the same services
     return app

@@ -49,6 +49,12 @@ def _register() -> None:
         ("modelops.cli.datasets", "datasets", "Datasets and their immutable versions."),
         ("modelops.cli.packages", "packages", "ML packages and their versions."),
         ("modelops.cli.jobs", "jobs", "Jobs: status, events, logs, stop."),
+        ("modelops.cli.models", "models", "Bring your own model: import, statistics."),
+        ("modelops.cli.pipelines", "pipelines", "Training, evaluation and full pipelines and their runs."),
+        ("modelops.cli.lifecycle", "lifecycle", "Approve or reject model versions; see a model's champion."),
+        ("modelops.cli.deployments", "deployments", "Deployments: deploy, schedule, run now, retire."),
+        ("modelops.cli.audit", "audit", "The append-only audit trail: list, export, deployed at a time."),
+        ("modelops.cli.demo", "demo", "Walk the shipped iris example through the whole lifecycle."),
     ]:
         try:
             module = importlib.import_module(module_name)

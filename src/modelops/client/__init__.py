@@ -7,10 +7,14 @@ MODELOPS_TOKEN, then the running server's file and the admin token in MODELOPS_H
 from __future__ import annotations
 
 from modelops.client.base import ApiError, ClientBase, discover
+from modelops.client.byom import ModelsMixin
+from modelops.client.jobs import JobsApi
+from modelops.client.lifecycle import LifecycleMixin
+from modelops.client.pipelines import PipelinesMixin
 from modelops.client.resources import FoundationApi
 
 __all__ = ["ApiError", "ModelOpsClient", "discover"]
 
 
-class ModelOpsClient(FoundationApi, ClientBase):
+class ModelOpsClient(LifecycleMixin, ModelsMixin, PipelinesMixin, JobsApi, FoundationApi, ClientBase):
     """One client for every resource; each mixin covers one area of the API."""
