@@ -35,7 +35,9 @@ case "${1:-start}" in
   test)
     ensure_env
     shift || true
-    exec .venv/bin/python -m pytest "$@"
+    # Two workers (CI has two cores); a test file stays on one worker so the servers its
+    # module-scoped fixtures start are started once.
+    exec .venv/bin/python -m pytest -n "${MODELOPS_TEST_WORKERS:-2}" --dist loadfile "$@"
     ;;
   *)
     echo "usage: bash run.sh [start|test] [args...]" >&2

@@ -193,6 +193,9 @@ def test_a_job_sees_only_allow_listed_variables_in_its_own_folder(
     assert not {"MODELOPS_DATABASE_URL", "MODELOPS_TOKEN", "AWS_SECRET_ACCESS_KEY"} & set(seen["env"])
     assert seen["env"]["MODELOPS_JOB_ID"] == str(job.id)
     assert seen["env"]["PYTHONUNBUFFERED"] == "1"
+    # The server's HOME (where the admin token lives by default) is not the job's.
+    assert seen["env"]["HOME"] != str(Path.home())
+    assert Path(seen["env"]["HOME"]).is_relative_to(engine.settings.work_dir)
     assert Path(seen["cwd"]) == engine.settings.work_dir / "jobs" / str(job.id) / "run"
     job_dir = engine.settings.work_dir / "jobs" / str(job.id)
     wait_for(lambda: not job_dir.exists(), what="the job's folder to be cleaned up")

@@ -42,6 +42,12 @@ def job_environment(
     }
     env.setdefault("PATH", os.defpath)
     env.setdefault("LANG", "C.UTF-8")
+    # A private HOME: the server's holds the admin token where the client looks for it by
+    # default, and user code must not find it there. The installer keeps the shared cache.
+    server_home = source.get("HOME")
+    if server_home and "UV_CACHE_DIR" not in env and "XDG_CACHE_HOME" not in env:
+        env["UV_CACHE_DIR"] = str(Path(server_home) / ".cache" / "uv")
+    env["HOME"] = str(tmp_dir)
     for name, value in extra.items():
         if name.startswith(FORBIDDEN_PREFIXES):
             raise ValueError(f"a job may not be given {name}")
