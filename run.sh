@@ -3,7 +3,7 @@
 #   bash run.sh start   start the platform on its embedded defaults (SQLite, local disk, local executor)
 #   bash run.sh test    run the whole test suite
 # To change dependencies: edit pyproject.toml, then
-#   .venv/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+#   .venv/bin/uv pip compile pyproject.toml --extra dev --extra ray --universal --python-version 3.11 \
 #     --no-annotate --no-header -o requirements.lock
 set -euo pipefail
 cd "$(dirname "$0")"
