@@ -162,7 +162,7 @@ def _number(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any], *, server: str = "") -> None:
     """The evaluation report as fields, a metrics table, the plots and the champion comparison."""
     source = report.get("evaluation", {})
     data = source.get("dataset")
@@ -189,7 +189,7 @@ def print_report(report: dict[str, Any]) -> None:
             add_row(grid, label, *row)
         console.print(grid)
     for plot in report.get("plots", []):
-        console.print(f"plot {plot['name']}: {plot['url']}", highlight=False, markup=False)
+        console.print(f"plot {plot['name']}: {server}{plot['url']}", highlight=False, markup=False)
     champion = report.get("champion")
     if not champion:
         console.print("No champion to compare with: the model has no production deployment.")
@@ -227,7 +227,7 @@ def evaluate(
             console.print(f"Evaluation job {job['id']} submitted.", highlight=False)
         job = _finish(api, job, wait=wait, timeout=timeout, json_output=json_output)
         if wait and not json_output:
-            print_report(api.models.evaluation(project, name, version))
+            print_report(api.models.evaluation(project, name, version), server=api.url)
 
 
 @app.command("evaluation")
@@ -240,11 +240,12 @@ def show_evaluation(
     """Show the latest evaluation of a version (and save its plots with --download)."""
     with client() as api:
         report = api.models.evaluation(project, name, version)
+        server = api.url
         saved = [api.models.download_plot(project, name, version, plot["name"], f"{download}/")
                  for plot in report["plots"]] if download else []
     if json_output:
         print_json(report)
         return
-    print_report(report)
+    print_report(report, server=server)
     for path in saved:
         console.print(f"saved {path}", highlight=False, markup=False)
