@@ -25,7 +25,7 @@ def test_the_demo_walks_the_iris_example_through_its_whole_lifecycle(server: Run
             ("training", "evaluation", "compute_statistics", "approval", "deployment",
              "batch_prediction", "retirement"), "completed")
         actions = [e["action"] for e in api.audit.list("tour")]
-        assert actions == ["version_registered", "version_registered", "approve", "deploy",
+        assert actions == ["version_registered", "version_registered", "evaluate", "approve", "deploy",
                            "batch_run_started", "retire"]
     again = server.cli("demo", "--project", "tour")
     assert again.returncode == 1 and "already exists" in again.stderr

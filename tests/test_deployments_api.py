@@ -118,7 +118,7 @@ def test_schedules_show_their_next_times_in_their_zone(api: ModelOpsClient) -> N
     cleared = api.deployments.clear_schedule(PROJECT, "scheduled-1.0")
     assert cleared["schedule"] is None and cleared["upcoming"] == []
     actions = [e["action"] for e in api.audit.list(PROJECT, package="scheduled")]
-    assert actions == ["version_registered", "approve", "deploy", "schedule_set", "schedule_cleared"]
+    assert actions == ["version_registered", "evaluate", "approve", "deploy", "schedule_set", "schedule_cleared"]
 
 
 def test_retiring_ends_runs_and_the_schedule_and_is_audited_with_its_reason(

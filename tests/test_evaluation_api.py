@@ -104,6 +104,12 @@ def test_an_imported_classifier_is_evaluated_with_plots_and_can_then_be_approved
     stored = client.packages.get_version(project, "clf", version)
     assert stored["status"] == "evaluated" and stored["metrics"]["evaluation"]["job_id"] == job["id"]
 
+    # The change is audited with the job that made it, before and after.
+    (event,) = client.audit.list(project, package="clf", actions=["evaluate"])
+    assert (event["actor"], event["job_id"], event["target"]) == ("admin", job["id"], f"clf {version}")
+    assert event["before"] == {"status": "imported"}
+    assert event["after"]["status"] == "evaluated" and event["after"]["dataset"] == "labelled"
+
     approved = client.lifecycle.approve(project, "clf", version, reason="accuracy is fine")
     assert approved["version"]["status"] == "approved"
 
@@ -212,6 +218,7 @@ def test_bad_evaluations_fail_clearly_and_register_nothing(
     assert "no label column 'outcome'" in ended["error"] and "target" in ended["error"]
     stored = client.packages.get_version(project, "clf", version)
     assert stored["status"] == "imported" and stored["metrics"] == {}
+    assert client.audit.list(project, actions=["evaluate"]) == []
     with pytest.raises(ApiError) as missing:
         client.models.evaluation(project, "clf", version)
     assert missing.value.status == 404 and "not been evaluated" in str(missing.value)

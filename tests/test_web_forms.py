@@ -1,5 +1,6 @@
-"""The dashboard's forms over real HTTP: a model imported through the import form, the tokens
-page, and bad form input answered with a clear 4xx page that leaves nothing half-made."""
+"""The dashboard's forms over real HTTP: a model imported through the import form, evaluated
+through the evaluate form (its plots and champion table on the version page), the tokens page,
+and bad form input answered with a clear 4xx page that leaves nothing half-made."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import joblib
 import pytest
 from conftest import RunningServer
 from sklearn.metrics import roc_curve
-from support.browser import signed_in
-from support.byom_models import joblib_classifier, write_dataset
+from sklearn.tree import DecisionTreeClassifier
+from support.browser import WebClient, signed_in
+from support.byom_models import FEATURES, joblib_classifier, training_frame, write_dataset
 from support.servers import api, shared_server, unique
 
 from modelops.bootstrap import build_container
@@ -162,3 +165,68 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(srv: RunningServe
         assert admin.get(f"/projects/{project}/datasets").json()["count"] == 0
         assert admin.get(f"/projects/{name}").status_code == 404
     client.close()
+
+
+def test_the_evaluate_form_runs_an_evaluation_whose_plots_and_champion_table_the_page_shows(
+    srv: RunningServer, tmp_path: Path
+) -> None:
+    frame = training_frame()
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(frame[FEATURES], frame.label)
+    (tmp_path / "stump").mkdir()
+    joblib.dump(stump, tmp_path / "stump" / "model.joblib")
+    project = unique("evalform")
+    with ModelOpsClient(srv.url, srv.token) as client:
+        client.projects.create(project)
+        client.datasets.upload_version(project, "labelled", write_dataset(tmp_path / "data"))
+        imports = [client.models.import_model(project, "clf", path)
+                   for path in (joblib_classifier(tmp_path / "good"), tmp_path / "stump" / "model.joblib")]
+        for job in imports:
+            assert client.jobs.wait(job["id"], timeout=180)["status"] == "completed"
+    web = signed_in(srv)
+    base = f"/ui/projects/{project}/packages/clf/versions"
+
+    def evaluate_by_form(version: str) -> None:
+        page = web.get(f"{base}/{version}").text
+        assert 'id="evaluate-form"' in page and 'id="champion-table"' not in page
+        response = web.post(f"{base}/{version}/evaluate",
+                            {"dataset": "labelled", "dataset_version": "1", "label": "label"})
+        assert response.status_code == 303, response.text
+        job_id = int(response.headers["location"].rsplit("/", 1)[1])
+        with ModelOpsClient(srv.url, srv.token) as client:
+            ended = client.jobs.wait(job_id, timeout=180)
+        assert ended["kind"] == "evaluation" and ended["status"] == "completed", ended
+
+    evaluate_by_form("1.0")
+    with ModelOpsClient(srv.url, srv.token) as client:
+        client.lifecycle.approve(project, "clf", "1.0", reason="good enough")
+        client.deployments.create(project, "clf", "1.0", name="clf-prod")
+    evaluate_by_form("2.0")
+
+    page = web.get(f"{base}/2.0").text
+    plots = page[page.index('id="evaluation-plots"'):]
+    plot_url = f"{base}/2.0/evaluation/plots/confusion_matrix.png"
+    assert f'<img src="{plot_url}"' in plots and f'src="{base}/2.0/evaluation/plots/roc_curve.png"' in plots
+    table = page[page.index('id="champion-table"'):]
+    table = table[:table.index("</table>")]
+    accuracy = re.search(r"<tr><th>accuracy</th>(.*?)</tr>", table)
+    assert accuracy is not None
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", accuracy.group(1))
+    ours, theirs, delta, better = cells
+    assert float(delta) == pytest.approx(float(ours) - float(theirs), abs=2e-4) and float(delta) < 0
+    assert better == "champion"  # the one-split stump is the weaker model
+    assert ">1.0</a>" in page[page.index('id="champion-comparison"'):]
+
+    image = web.get(plot_url)
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "sandbox" in image.headers["content-security-policy"]
+    assert image.headers["x-content-type-options"] == "nosniff"
+    assert image.headers["content-disposition"] == 'inline; filename="confusion_matrix.png"'
+    missing = web.get(f"{base}/2.0/evaluation/plots/nope.png")
+    assert missing.status_code == 404 and "no plot" in missing.text
+    bad = web.post(f"{base}/2.0/evaluate", {"dataset": "labelled", "dataset_version": "latest"})
+    assert bad.status_code == 400 and "whole number" in bad.text
+    web.close()
+    anonymous = WebClient(srv.url)
+    assert anonymous.get(plot_url).status_code in (303, 401)
+    anonymous.close()

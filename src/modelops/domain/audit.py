@@ -17,6 +17,7 @@ from typing import Any
 
 class AuditAction(StrEnum):
     VERSION_REGISTERED = "version_registered"  # upload, import or training made a version
+    EVALUATE = "evaluate"  # an evaluation job or pipeline run moved a version to evaluated
     APPROVE = "approve"
     REJECT = "reject"
     DEPLOY = "deploy"

@@ -51,6 +51,22 @@ def record_registration(
     return version
 
 
+def record_evaluation(
+    uow: UnitOfWork, before: ModelVersion, after: ModelVersion, *, project_id: int, package: str,
+    actor: str, job_id: int, evaluated_on: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Audit a version moved to ``evaluated`` (an evaluation job or pipeline run), in the
+    transaction of that change; returns the changed version."""
+    uow.audit.append(AuditEntry(
+        project_id=project_id, actor=actor, action=AuditAction.EVALUATE,
+        target_type=AuditTarget.MODEL_VERSION, target_id=after.id,
+        target=f"{package} {after.version}", package_id=after.package_id,
+        before={"status": before.status}, after={"status": after.status, **(evaluated_on or {})},
+        job_id=job_id,
+    ))
+    return after
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

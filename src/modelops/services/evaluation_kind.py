@@ -41,6 +41,7 @@ from modelops.domain.model_status import ModelStatus, check_model_transition
 from modelops.domain.pipelines import check_score
 from modelops.domain.versions import parse_version
 from modelops.ports import ArtifactStore, UnitOfWork, UnitOfWorkFactory
+from modelops.services.audit import record_evaluation
 from modelops.services.byom_kinds import (
     _read_job_json,
     _runtime_argv,
@@ -308,8 +309,13 @@ class EvaluationKind:
                 metrics["score"] = report["score"]  # the package's own evaluate(), as pipelines record it
             evaluation["champion"] = self._champion_comparison(uow, job.project_id, version, metrics, evaluation)
             # The version's metrics are those of its latest evaluation, whole.
-            changed = uow.packages.transition_version(
-                version.id, ModelStatus.EVALUATED, fields={"metrics": {**metrics, "evaluation": evaluation}}
+            changed = record_evaluation(
+                uow, version,
+                uow.packages.transition_version(
+                    version.id, ModelStatus.EVALUATED, fields={"metrics": {**metrics, "evaluation": evaluation}}
+                ),
+                project_id=job.project_id, package=params["package"], actor=job.actor, job_id=job.id,
+                evaluated_on={k: evaluation[k] for k in ("dataset", "dataset_version", "dataset_folder")},
             )
         return {
             "package": params["package"], "version": changed.version, "status": changed.status,

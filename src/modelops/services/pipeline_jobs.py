@@ -45,7 +45,7 @@ from modelops.domain.pipelines import (
     run_location,
 )
 from modelops.ports import ArtifactStore, UnitOfWorkFactory
-from modelops.services.audit import record_registration
+from modelops.services.audit import record_evaluation, record_registration
 from modelops.services.job_kinds import CheckedParameters, PreparedJob
 
 RUNTIME_MODULE = "modelops.runtime.pipeline"
@@ -207,14 +207,23 @@ class PipelineJobHandler:
                     project_id=job.project_id, package=params["package"],
                 )
                 if metrics is not None:
-                    produced = uow.packages.transition_version(
-                        produced.id, ModelStatus.EVALUATED, fields={"metrics": metrics}
+                    produced = record_evaluation(
+                        uow, produced,
+                        uow.packages.transition_version(
+                            produced.id, ModelStatus.EVALUATED, fields={"metrics": metrics}
+                        ),
+                        project_id=job.project_id, package=params["package"], actor=job.actor,
+                        job_id=job.id,
                     )
             elif metrics is not None:
                 # A version's metrics are those of its latest evaluation, whole: an earlier
                 # evaluation's metrics would otherwise sit beside this run's provenance.
-                produced = uow.packages.transition_version(
-                    source.id, ModelStatus.EVALUATED, fields={"metrics": metrics}
+                produced = record_evaluation(
+                    uow, source,
+                    uow.packages.transition_version(
+                        source.id, ModelStatus.EVALUATED, fields={"metrics": metrics}
+                    ),
+                    project_id=job.project_id, package=params["package"], actor=job.actor, job_id=job.id,
                 )
             started = job.started_at.timestamp() if job.started_at else outputs["started_at"]
             results = results_document(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Update, bindparam, select
+from sqlalchemy import Table, Update, bindparam, select
 
 from modelops.adapters.sql import convert
 from modelops.adapters.sql import tables as t
@@ -40,10 +40,11 @@ _LEVELS = [level for level in LogLevel]
 # parameters: building and cache-keying a statement costs more CPU than running it.
 # Table-level (Core) statements, not ORM-enabled ones: the ORM's bulk-update machinery costs
 # more than the statement itself.
-_JOBS = t.JobRow.__table__
+# Declarative ``__table__`` is typed as a FromClause; these are plain Tables (insert/update).
+_JOBS = cast(Table, t.JobRow.__table__)
 _JOB_COLUMNS = tuple(_JOBS.columns)
-_INSERT_EVENT = t.JobEventRow.__table__.insert()
-_INSERT_LOGS = t.JobLogRow.__table__.insert()
+_INSERT_EVENT = cast(Table, t.JobEventRow.__table__).insert()
+_INSERT_LOGS = cast(Table, t.JobLogRow.__table__).insert()
 _QUEUED_IDS = (
     select(_JOBS.c.id).where(_JOBS.c.status == JobStatus.QUEUED.value).order_by(_JOBS.c.id)
     .limit(bindparam("b_limit"))

@@ -1,5 +1,6 @@
-"""One model version: its lineage, metrics, evaluation plots and statistics histograms, its
-jobs, and the lifecycle actions (compute statistics, approve or reject with a reason, deploy)."""
+"""One model version: its lineage, metrics, evaluation report (plots, champion comparison) and
+statistics histograms, its jobs, and the lifecycle actions (evaluate, compute statistics,
+approve or reject with a reason, deploy)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from modelops.web.labels import job_url, kind_label, version_url
 from modelops.web.rendering import render, segment
 from modelops.web.routing import ActorDep, ContainerDep, UserDep, WebRoute, flash, redirect
 from modelops.web.views.packages import deployments_of, numeric_metrics
+from modelops.web.views.runs import FILE_POLICY, INLINE_IMAGES
 
 router = APIRouter(route_class=WebRoute)
 
@@ -91,6 +93,30 @@ def evaluation_images(container: Container, user: Principal, project: str, metri
     ][:12]
 
 
+def evaluation_report(
+    container: Container, user: Principal, project: str, name: str, version: str
+) -> dict[str, Any] | None:
+    """The report of the latest evaluation job: its stored plots (served by ``evaluation_plot``)
+    and the comparison with the champion made when it ran."""
+    try:
+        report = container.evaluation.report(principal=user, project=project, name=name, version=version)
+    except NotFound:
+        return None
+    base = version_url(project, name, version) + "/evaluation/plots/"
+    plots = [{"name": str(p.get("name")), "url": base + segment(str(p.get("name")))}
+             for p in report.plots if p.get("name")]
+    return {"plots": plots, "champion": report.champion, "evaluation": report.evaluation}
+
+
+def optional_int(value: str, what: str) -> int | None:
+    text = value.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidInput(f"{what} must be a whole number, got {value!r}")
+    return int(text)
+
+
 def version_jobs(container: Container, user: Principal, project: str, version: ModelVersion) -> list[dict[str, Any]]:
     jobs = container.jobs.list(principal=user, project=project, limit=500)
     return [
@@ -112,6 +138,7 @@ def version_page(
         request, "model_version.html", project=found, package=package, mv=chosen,
         scalars=numeric_metrics(chosen), eval_charts=evaluation_charts(metrics),
         eval_images=evaluation_images(container, user, project, metrics),
+        report=evaluation_report(container, user, project, name, chosen.version),
         stats=statistics_view(container, user, project, name, chosen.version),
         jobs=version_jobs(container, user, project, chosen), datasets=datasets,
         lineage=chosen.lineage or {}, review=(chosen.lineage or {}).get("review"),
@@ -136,6 +163,46 @@ def download_version(project: str, name: str, version: str, container: Container
         "Content-Disposition": f'attachment; filename="{name}-{chosen.version}.zip"',
         "Content-Length": str(chosen.zip_size),
     })
+
+
+@router.get(VERSION + "/evaluation/plots/{plot}")
+def evaluation_plot(
+    project: str, name: str, version: str, plot: str, container: ContainerDep, user: UserDep,
+) -> StreamingResponse:
+    """One plot of the latest evaluation report, under the policy for stored files."""
+    record, handle = container.evaluation.open_plot(
+        principal=user, project=project, name=name, version=version, plot=plot
+    )
+    media_type = str(record.get("media_type") or "application/octet-stream")
+    inline = media_type in INLINE_IMAGES
+    safe_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in plot)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        with handle:
+            yield from iter_stream(handle)
+
+    headers = {
+        "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{safe_name}"',
+        "Content-Security-Policy": FILE_POLICY, "X-Content-Type-Options": "nosniff",
+    }
+    if isinstance(record.get("size"), int):
+        headers["Content-Length"] = str(record["size"])
+    return StreamingResponse(chunks(), media_type=media_type if inline else "application/octet-stream",
+                             headers=headers)
+
+
+@router.post(VERSION + "/evaluate")
+def evaluate(
+    request: Request, project: str, name: str, version: str, container: ContainerDep, user: ActorDep,
+    dataset: Annotated[str, Form()], dataset_version: Annotated[str, Form()] = "",
+    label: Annotated[str, Form()] = "",
+) -> Response:
+    job = container.evaluation.submit(
+        principal=user, project=project, name=name, version=version, dataset=dataset,
+        dataset_version=optional_int(dataset_version, "dataset version"), label=label.strip() or None,
+    )
+    flash(request, "ok", f"Evaluation started as job {job.id}.")
+    return redirect(job_url(project, job.id))
 
 
 @router.post(VERSION + "/statistics")
