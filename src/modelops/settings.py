@@ -17,7 +17,11 @@ class Settings(BaseSettings):
     artifacts_url: str | None = None  # default: home/artifacts; or an fsspec URL (s3://…)
     host: str = "127.0.0.1"
     port: int = 8765
-    executor: str = "local"
+    executor: str = "local"  # or "ray": jobs run on the Ray cluster at ray_address
+    ray_address: str | None = None  # the cluster's Jobs API (dashboard), e.g. http://127.0.0.1:8265
+    ray_workdir_mode: str = "shared"  # "shared" (same path on every node) or "upload"
+    ray_job_cpus: float | None = None  # CPUs a job reserves on Ray (spreads jobs over nodes)
+    ray_python: str | None = None  # the interpreter on the Ray nodes (default: ours if shared)
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2)
     default_job_timeout: float | None = None
     scheduler_interval: float = 0.2

@@ -13,4 +13,16 @@ def build_executor(settings: Settings) -> Executor:
         return LocalExecutor(
             root=settings.work_dir / "executor", envs_root=settings.work_dir / "envs"
         )
-    raise InvalidInput(f"unknown executor {settings.executor!r}: the only one available is 'local'")
+    if settings.executor == "ray":
+        if not settings.ray_address:
+            raise InvalidInput("the Ray executor needs MODELOPS_RAY_ADDRESS (e.g. http://127.0.0.1:8265)")
+        # Imported here: the local default never loads the Ray client.
+        from modelops.adapters.executors.ray import RayExecutor
+
+        return RayExecutor(
+            address=settings.ray_address, root=settings.work_dir / "executor",
+            envs_root=settings.work_dir / "envs", workdir_mode=settings.ray_workdir_mode,
+            job_cpus=settings.ray_job_cpus,
+            python=settings.ray_python,
+        )
+    raise InvalidInput(f"unknown executor {settings.executor!r}: use 'local' or 'ray'")
