@@ -8,13 +8,13 @@ from modelops.domain.byom import (
     Introspection,
     ModelFormat,
     ModelTask,
-    compare_to_champion,
     detect_model,
     parse_features,
     parse_format,
     resolve_signature,
     signature_from_dict,
 )
+from modelops.domain.champion import compare_to_champion
 from modelops.domain.errors import InvalidInput
 
 PICKLE_HEAD = b"\x80\x04\x95"

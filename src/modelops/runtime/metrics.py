@@ -10,7 +10,7 @@ probabilities are given (binary, or one-vs-rest macro) with, for binary tasks, t
 predicted, in ``labels`` order). Regression: mae, rmse, r2.
 Plots are PNG files written with matplotlib's Agg backend (no display needed): the confusion
 matrix and ROC curve for classification, residuals for regression. Compare two models' metrics
-with ``modelops.domain.byom.compare_to_champion``.
+with ``modelops.domain.champion.compare_to_champion``.
 """
 
 from __future__ import annotations

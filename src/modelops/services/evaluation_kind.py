@@ -27,11 +27,11 @@ from modelops.domain.byom import (
     MAX_CLASSES,
     ModelTask,
     check_feature_names,
-    compare_to_champion,
     parse_features,
     parse_task,
     scoring_spec,
 )
+from modelops.domain.champion import compare_to_champion
 from modelops.domain.deployments import DeploymentStatus
 from modelops.domain.entities import ModelVersion
 from modelops.domain.errors import InvalidInput, NotFound
