@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from modelops.cli.common import (
     JsonFlag,
+    ProjectArg,
     add_row,
     client,
     command,
@@ -24,7 +25,6 @@ from modelops.cli.common import (
 
 app = typer.Typer(no_args_is_help=True)
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 PackageOpt = Annotated[str | None, typer.Option("--package", help="Only this model's events.")]
 ActionOpt = Annotated[list[str] | None, typer.Option("--action", help="Only this action (repeatable).")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="From this time (ISO 8601; naive = UTC).")]

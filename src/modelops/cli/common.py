@@ -85,8 +85,8 @@ def command(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 
 
 @contextmanager

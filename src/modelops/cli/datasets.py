@@ -9,6 +9,7 @@ import typer
 
 from modelops.cli.common import (
     JsonFlag,
+    ProjectArg,
     add_row,
     client,
     command,
@@ -23,7 +24,6 @@ from modelops.cli.common import (
 
 app = typer.Typer(no_args_is_help=True)
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name.")]
 VersionArg = Annotated[int, typer.Argument(metavar="VERSION", help="A version number: 1, 2, …")]
 

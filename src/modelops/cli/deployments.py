@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from modelops.cli.common import (
     JsonFlag,
+    ProjectArg,
     add_row,
     client,
     command,
@@ -22,7 +23,6 @@ from modelops.cli.common import (
 
 app = typer.Typer(no_args_is_help=True)
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 DeploymentArg = Annotated[str, typer.Argument(metavar="DEPLOYMENT", help="The deployment's name or id.")]
 
 

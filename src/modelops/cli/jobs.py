@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from modelops.cli.common import (
     JsonFlag,
+    ProjectArg,
     add_row,
     client,
     command,
@@ -26,7 +27,6 @@ from modelops.cli.common import (
 app = typer.Typer(no_args_is_help=True)
 
 JobArg = Annotated[int, typer.Argument(metavar="JOB_ID", help="The job's id.")]
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 LevelOpt = Annotated[
     str | None,
     typer.Option("--level", help="Only lines at or above this level: debug, info, warning, error."),

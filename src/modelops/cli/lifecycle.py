@@ -7,11 +7,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from modelops.cli.common import JsonFlag, client, command, console, print_json
+from modelops.cli.common import JsonFlag, ProjectArg, client, command, console, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 PackageArg = Annotated[str, typer.Argument(metavar="PACKAGE", help="The ML package (model).")]
 VersionArg = Annotated[str, typer.Argument(metavar="VERSION", help="The version, e.g. 1.1.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (required; kept for reference).")]

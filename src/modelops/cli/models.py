@@ -11,6 +11,7 @@ import typer
 
 from modelops.cli.common import (
     JsonFlag,
+    ProjectArg,
     add_row,
     client,
     command,
@@ -25,7 +26,6 @@ from modelops.cli.common import (
 
 app = typer.Typer(no_args_is_help=True)
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The model's (ML package's) name.")]
 VersionArg = Annotated[str, typer.Argument(metavar="VERSION", help="MAJOR.MINOR, e.g. 1.0")]
 DatasetOpt = Annotated[str | None, typer.Option(help="Reference dataset for statistics.")]

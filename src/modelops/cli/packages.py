@@ -10,6 +10,7 @@ import typer
 
 from modelops.cli.common import (
     JsonFlag,
+    ProjectArg,
     add_row,
     client,
     command,
@@ -24,7 +25,6 @@ from modelops.cli.common import (
 
 app = typer.Typer(no_args_is_help=True)
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="The project's name.")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The ML package's name.")]
 VersionArg = Annotated[str, typer.Argument(metavar="VERSION", help="MAJOR.MINOR, e.g. 1.0")]
 
