@@ -78,7 +78,7 @@ def build_container(settings: Settings, *, run_migrations: bool = True) -> Conta
     home = settings.resolved_home
     home.mkdir(parents=True, exist_ok=True)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    scratch = settings.work_dir / "scratch"
+    scratch = settings.scratch_dir
     scratch.mkdir(parents=True, exist_ok=True)
     engine = build_engine(settings.resolved_database_url)
     if run_migrations:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         return self.resolved_home / "work"
 
     @property
+    def scratch_dir(self) -> Path:
+        """Upload spools and temporary extractions; emptied by whoever made each entry."""
+        return self.work_dir / "scratch"
+
+    @property
     def admin_token_file(self) -> Path:
         return self.resolved_home / "admin.token"
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Request
 
 from modelops.domain.errors import InvalidInput, PayloadTooLarge
+from modelops.settings import Settings
 
 
 async def spool_body(request: Request, *, scratch: Path, max_bytes: int) -> Path:
@@ -30,3 +33,13 @@ async def spool_body(request: Request, *, scratch: Path, max_bytes: int) -> Path
     except BaseException:
         os.unlink(name)
         raise
+
+
+@asynccontextmanager
+async def spooled_body(request: Request, settings: Settings) -> AsyncIterator[Path]:
+    """The request body as a scratch file under the upload limit, removed when the block ends."""
+    path = await spool_body(request, scratch=settings.scratch_dir, max_bytes=settings.max_upload_bytes)
+    try:
+        yield path
+    finally:
+        os.unlink(path)

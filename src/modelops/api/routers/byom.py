@@ -8,7 +8,6 @@ it made).
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +21,7 @@ from modelops.api.deps import ContainerDep, PrincipalDep
 from modelops.api.routers.jobs import job_read
 from modelops.api.routers.pipelines import _stream
 from modelops.api.schemas_jobs import JobRead
-from modelops.api.uploads import spool_body
+from modelops.api.uploads import spooled_body
 
 router = APIRouter(tags=["bring your own model"])
 
@@ -64,9 +63,7 @@ async def import_model(
     a ``.zip`` is a model folder; ``format`` overrides detection. ``features`` is a
     comma-separated list of columns, needed when the file does not name them; ``task`` is
     classification or regression, needed when the file does not say."""
-    scratch = container.settings.work_dir / "scratch"
-    upload = await spool_body(request, scratch=scratch, max_bytes=container.settings.max_upload_bytes)
-    try:
+    async with spooled_body(request, container.settings) as upload:
         job = await run_in_threadpool(
             lambda: container.byom.submit_import(
                 principal=principal, project=project, name=name, upload=upload, filename=filename,
@@ -75,8 +72,6 @@ async def import_model(
                 description=description, timeout_seconds=timeout_seconds,
             )
         )
-    finally:
-        os.unlink(upload)
     return job_read(job)
 
 

@@ -19,7 +19,7 @@ from modelops.api.schemas import (
     ListOf,
     ManifestEntryRead,
 )
-from modelops.api.uploads import spool_body
+from modelops.api.uploads import spooled_body
 
 router = APIRouter(prefix="/projects/{project}/datasets", tags=["datasets"])
 
@@ -61,16 +61,12 @@ async def upload_dataset_version(
     project: str, name: str, request: Request, container: ContainerDep, principal: PrincipalDep,
     note: str = "",
 ) -> DatasetVersionDetail:
-    scratch = container.settings.work_dir / "scratch"
-    archive = await spool_body(request, scratch=scratch, max_bytes=container.settings.max_upload_bytes)
-    try:
+    async with spooled_body(request, container.settings) as archive:
         version = await run_in_threadpool(
             lambda: container.datasets.upload_version(
                 principal=principal, project=project, name=name, archive=archive, note=note
             )
         )
-    finally:
-        os.unlink(archive)
     return DatasetVersionDetail.model_validate(version)
 
 

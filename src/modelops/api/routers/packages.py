@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -9,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from modelops.adapters.artifacts.hashing import iter_stream
 from modelops.api.deps import ContainerDep, PrincipalDep
 from modelops.api.schemas import ListOf, ModelVersionRead, PackageRead
-from modelops.api.uploads import spool_body
+from modelops.api.uploads import spooled_body
 from modelops.domain.entities import ModelVersion
 
 router = APIRouter(prefix="/projects/{project}/packages", tags=["ml packages"])
@@ -46,16 +44,12 @@ async def upload_package_version(
     project: str, name: str, request: Request, container: ContainerDep, principal: PrincipalDep,
     description: str = "",
 ) -> ModelVersionRead:
-    scratch = container.settings.work_dir / "scratch"
-    archive = await spool_body(request, scratch=scratch, max_bytes=container.settings.max_upload_bytes)
-    try:
+    async with spooled_body(request, container.settings) as archive:
         version = await run_in_threadpool(
             lambda: container.packages.upload(
                 principal=principal, project=project, name=name, archive=archive, description=description
             )
         )
-    finally:
-        os.unlink(archive)
     return version_read(version)
 
 

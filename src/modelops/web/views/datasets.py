@@ -47,7 +47,7 @@ async def upload_dataset(request: Request, project: str, container: ContainerDep
         raise InvalidInput("give the dataset a name")
     if bool(archive) == bool(folder):
         raise InvalidInput("choose either an archive (zip or tar) or a folder to upload")
-    scratch = settings.work_dir / "scratch"
+    scratch = settings.scratch_dir
     if archive:
         path = await save_upload(archive[0], scratch=scratch, max_bytes=settings.max_upload_bytes)
     else:

@@ -79,7 +79,7 @@ async def upload_package(request: Request, project: str, container: ContainerDep
         raise InvalidInput("give the ML package a name")
     if upload is None:
         raise InvalidInput("choose the ML package's zip file")
-    path = await save_upload(upload, scratch=settings.work_dir / "scratch", max_bytes=settings.max_upload_bytes)
+    path = await save_upload(upload, scratch=settings.scratch_dir, max_bytes=settings.max_upload_bytes)
     try:
         version = await run_in_threadpool(
             lambda: container.packages.upload(
@@ -106,7 +106,7 @@ async def import_model(request: Request, project: str, container: ContainerDep, 
         raise InvalidInput("give the model a name")
     if upload is None:
         raise InvalidInput("choose the model file (or a zip of the model folder)")
-    path = await save_upload(upload, scratch=settings.work_dir / "scratch", max_bytes=settings.max_upload_bytes)
+    path = await save_upload(upload, scratch=settings.scratch_dir, max_bytes=settings.max_upload_bytes)
     try:
         job = await run_in_threadpool(
             lambda: container.byom.submit_import(
