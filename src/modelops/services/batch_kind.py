@@ -22,12 +22,10 @@ from modelops.domain.jobs import Job, JobKind
 from modelops.domain.manifest import manifest_hash
 from modelops.ports import ArtifactStore, UnitOfWork, UnitOfWorkFactory
 from modelops.services.byom_kinds import (
-    _read_job_json,
-    _runtime_argv,
-    _unpack,
     data_entries,
     is_imported,
 )
+from modelops.services.job_files import fetch_entries, read_job_json, runtime_argv, unpack_blob
 from modelops.services.job_kinds import CheckedParameters, PreparedJob
 
 OUTPUT_FILE = "predictions.parquet"
@@ -73,7 +71,7 @@ class BatchPredictionKind:
             except NotFound:
                 reference = None
         model_dir, data_dir = workdir / "model", workdir / "data"
-        _unpack(self.artifacts, version.zip_sha256, model_dir, self.limits)
+        unpack_blob(self.artifacts, version.zip_sha256, model_dir, self.limits)
         requirements = None
         if not is_imported(version):  # an ML package scores with its own environment
             code = model_dir.joinpath(*version.code_root.split("/")) if version.code_root else model_dir
@@ -83,8 +81,7 @@ class BatchPredictionKind:
         if not entries:
             raise InvalidInput(f"dataset '{params['dataset']}' version {params['dataset_version']} "
                                "has no CSV or Parquet file to score")
-        for entry in entries:
-            self.artifacts.fetch_to(entry.sha256, data_dir.joinpath(*entry.path.split("/")))
+        fetch_entries(self.artifacts, entries, data_dir)
         (workdir / "spec.json").write_text(json.dumps(scoring_spec(version.lineage, version.code_root)),
                                            encoding="utf-8")
         (workdir / "output").mkdir()
@@ -96,12 +93,12 @@ class BatchPredictionKind:
         if reference is not None:
             (workdir / "reference.json").write_text(json.dumps(reference), encoding="utf-8")
             options["reference"] = workdir / "reference.json"
-        return PreparedJob(argv=_runtime_argv("batch_predict", **options), requirements=requirements)
+        return PreparedJob(argv=runtime_argv("batch_predict", **options), requirements=requirements)
 
     def finish(self, job: Job, workdir: Path) -> dict[str, Any]:
         params = job.parameters
         # The process ran the user's model: what it wrote is checked, not trusted.
-        summary = _read_job_json(workdir / "summary.json", limit=MAX_SUMMARY_BYTES, what="batch summary")
+        summary = read_job_json(workdir / "summary.json", limit=MAX_SUMMARY_BYTES, what="batch summary")
         rows = summary.get("rows") if isinstance(summary, dict) else None
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
             raise InvalidInput("the batch prediction ended without a valid summary")

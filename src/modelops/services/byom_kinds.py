@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelops.archives import ArchiveLimits, extract_archive
+from modelops.archives import ArchiveLimits
 from modelops.domain.byom import (
     ModelFormat,
     ModelSignature,
@@ -34,11 +34,9 @@ from modelops.domain.names import validate_name
 from modelops.domain.versions import parse_version
 from modelops.ports import ArtifactStore, UnitOfWork, UnitOfWorkFactory
 from modelops.services.audit import record_registration
+from modelops.services.job_files import fetch_entries, read_job_json, runtime_argv, unpack_blob
 from modelops.services.job_kinds import CheckedParameters, PreparedJob
 
-PYTHON = "{python}"
-# -I: the job's folder (the user's files) never shadows a module; -u: logs arrive live.
-RUNTIME = [PYTHON, "-I", "-u", "-m"]
 MAX_SIGNATURE_BYTES = 5 * 1024 * 1024
 MAX_STATISTICS_BYTES = 64 * 1024 * 1024
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -55,35 +53,10 @@ def data_entries(version: DatasetVersion, folder: str) -> list[Any]:
     return [e for e in select_folder(version.files, folder) if e.path.lower().endswith(DATA_SUFFIXES)]
 
 
-def _read_job_json(path: Path, *, limit: int, what: str) -> Any:
-    if not path.is_file():
-        raise InvalidInput(f"the job's process ended without writing its {what}")
-    if path.stat().st_size > limit:
-        raise InvalidInput(f"the job's {what} is larger than {limit} bytes")
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{constant} is not valid JSON")
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the job's {what} is not valid JSON: {exc}") from exc
 
 
-def _unpack(artifacts: ArtifactStore, sha256: str, destination: Path, limits: ArchiveLimits) -> None:
-    archive = destination.parent / f".{destination.name}.zip"
-    try:
-        artifacts.fetch_to(sha256, archive)
-        extract_archive(archive, destination, limits)
-    finally:
-        archive.unlink(missing_ok=True)
 
 
-def _runtime_argv(module: str, **options: Path | str | int) -> list[str]:
-    argv = [*RUNTIME, f"modelops.runtime.{module}"]
-    for name, value in options.items():
-        argv += [f"--{name.replace('_', '-')}", str(value)]
-    return argv
 
 
 def check_reference_dataset(uow: UnitOfWork, *, project_id: int, statistics: Any) -> dict[str, Any]:
@@ -180,7 +153,7 @@ class StatisticsKind:
             version = uow.packages.get_version_by_id(job.target_id)
             dataset_version = uow.datasets.get_version_by_id(int(params["dataset_version_id"]))
         model_dir, data_dir = workdir / "model", workdir / "data"
-        _unpack(self.artifacts, version.zip_sha256, model_dir, self.limits)
+        unpack_blob(self.artifacts, version.zip_sha256, model_dir, self.limits)
         spec = scoring_spec(version.lineage, version.code_root)
         requirements = None
         if not is_imported(version):  # an ML package: main.py scores whole rows
@@ -189,17 +162,16 @@ class StatisticsKind:
                 requirements = code_dir / "requirements.txt"
         if params.get("target"):
             spec["target"] = params["target"]
-        for entry in data_entries(dataset_version, params.get("folder", "")):
-            self.artifacts.fetch_to(entry.sha256, data_dir.joinpath(*entry.path.split("/")))
+        fetch_entries(self.artifacts, data_entries(dataset_version, params.get("folder", "")), data_dir)
         (workdir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        argv = _runtime_argv(
+        argv = runtime_argv(
             "statistics", model_dir=model_dir, spec=workdir / "spec.json", data=data_dir,
             out=workdir / "statistics.json", sample_rows=int(params.get("sample_rows") or DEFAULT_SAMPLE_ROWS),
         )
         return PreparedJob(argv=argv, requirements=requirements)
 
     def finish(self, job: Job, workdir: Path) -> dict[str, Any]:
-        stats = _read_job_json(workdir / "statistics.json", limit=MAX_STATISTICS_BYTES, what="statistics")
+        stats = read_job_json(workdir / "statistics.json", limit=MAX_STATISTICS_BYTES, what="statistics")
         if (
             not isinstance(stats, dict) or stats.get("format_version") != 1
             or not isinstance(stats.get("features"), dict) or not isinstance(stats.get("predictions"), dict)
@@ -278,17 +250,17 @@ class ImportKind:
     def prepare(self, job: Job, workdir: Path) -> PreparedJob:
         params = job.parameters
         model_dir = workdir / "model"
-        _unpack(self.artifacts, params["zip_sha256"], model_dir, self.limits)
+        unpack_blob(self.artifacts, params["zip_sha256"], model_dir, self.limits)
         spec = {k: params.get(k) for k in ("format", "model_file", "features", "task", "target")}
         (workdir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        return PreparedJob(argv=_runtime_argv(
+        return PreparedJob(argv=runtime_argv(
             "model_import", model_dir=model_dir, spec=workdir / "spec.json",
             out=workdir / "signature.json",
         ))
 
     def _signature(self, job: Job, workdir: Path) -> ModelSignature:
         signature = signature_from_dict(
-            _read_job_json(workdir / "signature.json", limit=MAX_SIGNATURE_BYTES, what="model signature")
+            read_job_json(workdir / "signature.json", limit=MAX_SIGNATURE_BYTES, what="model signature")
         )
         params = job.parameters
         if signature.format.value != params["format"] or signature.model_file != params["model_file"]:

@@ -15,6 +15,7 @@ from modelops.domain.manifest import ManifestDiff, diff_manifests, manifest_hash
 from modelops.domain.names import validate_name, validate_text
 from modelops.domain.roles import Role, require_role
 from modelops.ports import ArtifactStore, UnitOfWorkFactory
+from modelops.services.job_files import fetch_entries
 
 MAX_PATH_CHARS = 1024  # the longest file path a dataset version records
 
@@ -122,8 +123,7 @@ class DatasetService:
 
     def materialise(self, *, version: DatasetVersion, folder: str, destination: Path) -> None:
         """Write a version (or one sub-folder of it) as plain files under ``destination``."""
-        for entry in select_folder(version.files, folder):
-            self.artifacts.fetch_to(entry.sha256, destination.joinpath(*entry.path.split("/")))
+        fetch_entries(self.artifacts, select_folder(version.files, folder), destination)
 
     def export_zip(
         self, *, principal: Principal, project: str, name: str, version: int, folder: str = ""

@@ -43,12 +43,10 @@ from modelops.domain.versions import parse_version
 from modelops.ports import ArtifactStore, UnitOfWork, UnitOfWorkFactory
 from modelops.services.audit import record_evaluation
 from modelops.services.byom_kinds import (
-    _read_job_json,
-    _runtime_argv,
-    _unpack,
     data_entries,
     is_imported,
 )
+from modelops.services.job_files import fetch_entries, read_job_json, runtime_argv, unpack_blob
 from modelops.services.job_kinds import CheckedParameters, JobKindHandler, PreparedJob
 
 DEFAULT_LABEL = "target"
@@ -207,7 +205,7 @@ def check_metrics(task: ModelTask, metrics: Any) -> dict[str, Any]:
 
 
 def read_report(workdir: Path) -> dict[str, Any]:
-    report = _read_job_json(workdir / REPORT_FILE, limit=MAX_REPORT_BYTES, what="evaluation report")
+    report = read_job_json(workdir / REPORT_FILE, limit=MAX_REPORT_BYTES, what="evaluation report")
     if not isinstance(report, dict) or report.get("format_version") != 1:
         raise InvalidInput("the job's evaluation report does not have the documented format")
     task = parse_task(report.get("task") if isinstance(report.get("task"), str) else None)
@@ -261,10 +259,9 @@ class EvaluationKind:
             version = uow.packages.get_version_by_id(job.target_id)
             dataset_version = uow.datasets.get_version_by_id(int(params["dataset_version_id"]))
         model_dir, data_dir = workdir / "model", workdir / "data"
-        _unpack(self.artifacts, version.zip_sha256, model_dir, self.limits)
+        unpack_blob(self.artifacts, version.zip_sha256, model_dir, self.limits)
         folder = params.get("folder") or ""
-        for entry in select_folder(dataset_version.files, folder):
-            self.artifacts.fetch_to(entry.sha256, data_dir.joinpath(*entry.path.split("/")))
+        fetch_entries(self.artifacts, select_folder(dataset_version.files, folder), data_dir)
         chosen = data_dir.joinpath(*folder.split("/")) if folder else data_dir
         spec = scoring_spec(version.lineage, version.code_root)
         for key in ("features", "task"):
@@ -286,7 +283,7 @@ class EvaluationKind:
                 options["package_code"] = code
                 env = {"data_directory": str(chosen),
                        "artifacts_directory": str(workdir / "package-artifacts")}
-        return PreparedJob(argv=_runtime_argv("evaluation", **options), env=env, requirements=requirements)
+        return PreparedJob(argv=runtime_argv("evaluation", **options), env=env, requirements=requirements)
 
     def finish(self, job: Job, workdir: Path) -> dict[str, Any]:
         if is_pipeline_run(job.parameters):

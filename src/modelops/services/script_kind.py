@@ -19,9 +19,9 @@ from modelops.domain.errors import InvalidInput
 from modelops.domain.jobs import Job, JobKind
 from modelops.domain.versions import parse_version
 from modelops.ports import ArtifactStore, UnitOfWorkFactory
+from modelops.services.job_files import PYTHON
 from modelops.services.job_kinds import CheckedParameters, PreparedJob
 
-PYTHON = "{python}"
 _PARAMETERS = {"package", "version", "command"}
 
 
