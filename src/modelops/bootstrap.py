@@ -98,6 +98,8 @@ def build_container(settings: Settings, *, run_migrations: bool = True) -> Conta
     job_engine = JobEngine(
         uow=uow, executor=executor, registry=job_kinds, jobs_dir=settings.work_dir / "jobs",
         max_concurrent=settings.max_concurrent_jobs, interval=settings.scheduler_interval,
+        name=settings.resolved_engine_name, heartbeat=settings.engine_heartbeat,
+        lost_after=settings.engine_lost_after,
     )
     datasets = DatasetService(uow=uow, artifacts=artifacts, scratch=scratch, limits=limits)
     pipelines = PipelineService(
@@ -138,5 +140,13 @@ def build_container(settings: Settings, *, run_migrations: bool = True) -> Conta
         byom=ImportService(uow=uow, artifacts=artifacts, jobs=jobs, scratch=scratch, limits=limits),
         evaluation=EvaluationService(uow=uow, artifacts=artifacts, jobs=jobs),
         lifecycle=lifecycle,
-        background=[job_engine, PipelineScheduler(uow=uow, pipelines=pipelines), lifecycle.scheduler],
+        background=_background(settings, job_engine, PipelineScheduler(uow=uow, pipelines=pipelines),
+                               lifecycle.scheduler),
     )
+
+
+def _background(settings: Settings, job_engine: JobEngine, *schedulers: Background) -> list[Background]:
+    """What this process runs besides the API: by default everything (several processes can
+    share one database: claims, adoptions and firings are compare-and-set)."""
+    parts: list[Background] = [job_engine] if settings.run_jobs else []
+    return parts + (list(schedulers) if settings.run_scheduler else [])

@@ -27,7 +27,7 @@ from modelops.domain.entities import (
     ModelVersion,
     Project,
 )
-from modelops.domain.jobs import Job, JobEvent, JobKind, JobStatus, LogLevel, LogLine
+from modelops.domain.jobs import Engine, Job, JobEvent, JobKind, JobStatus, LogLevel, LogLine
 from modelops.domain.model_status import ModelStatus
 from modelops.domain.pipelines import Pipeline, PipelineRun, RunFile, RunTrigger
 from modelops.domain.roles import Role
@@ -186,10 +186,30 @@ class JobStore(Protocol):
         ...
     def update_fields(self, job_id: int, fields: dict[str, Any]) -> None: ...
     def claim_queued(
-        self, *, actor: str, limit: int, exclude_kinds: Sequence[JobKind] = ()
+        self, *, actor: str, limit: int, engine: str | None = None,
+        work_dirs: Callable[[int], str] | None = None,
     ) -> builtins.list[Job]:
         """Move up to ``limit`` of the oldest queued jobs to running, each as a compare-and-set,
-        and return them (fewer than ``limit`` means the queue is drained)."""
+        owned by ``engine`` with the working folder ``work_dirs(id)``, and return them (fewer
+        than ``limit`` means the queue is drained)."""
+        ...
+    def register_engine(self, *, name: str, instance: str, host: str, pid: int) -> Engine | None:
+        """Record that engine ``name`` now runs as ``instance``; return the previous record."""
+        ...
+    def beat(self, *, name: str, instance: str) -> bool:
+        """Refresh the engine's heartbeat; False if another process took the name meanwhile."""
+        ...
+    def engines(self) -> builtins.list[Engine]: ...
+    def owned(self, engine: str) -> builtins.list[Job]:
+        """Running and stopping jobs of ``engine`` (and any claimed before engines had names)."""
+        ...
+    def still_owned(self, engine: str, job_ids: Sequence[int]) -> set[int]: ...
+    def orphaned(self, *, engine: str, lost_before: datetime) -> builtins.list[Job]:
+        """Running and stopping jobs of other engines whose last heartbeat is older than
+        ``lost_before``."""
+        ...
+    def adopt(self, job_id: int, *, from_engine: str, to_engine: str) -> Job | None:
+        """Take over a lost engine's job (compare-and-set on its owner); None if another won."""
         ...
     def events(self, job_id: int) -> builtins.list[JobEvent]: ...
     def event(self, job_id: int, event_id: int) -> JobEvent: ...

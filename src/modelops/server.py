@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,6 +68,25 @@ def serve(settings: Settings, *, console: Console | None = None) -> None:
                 settings.server_file.unlink()
         except (OSError, ValueError):
             pass
+
+
+def run_worker(settings: Settings, *, console: Console | None = None) -> None:
+    """The background parts alone (job engine, schedulers), until SIGTERM or SIGINT."""
+    console = console or Console(stderr=True)
+    container = build_container(settings)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    try:
+        container.start_background()
+        parts = ", ".join(type(part).__name__ for part in container.background) or "nothing"
+        console.print(f"[bold green]modelops worker[/] running: {parts}", soft_wrap=True)
+        console.print(f"job engine: {settings.resolved_engine_name}", soft_wrap=True, markup=False)
+        console.print(f"metadata: {_redact(settings.resolved_database_url)}", soft_wrap=True,
+                      markup=False)
+        done.wait()
+    finally:
+        container.close()
 
 
 def _lifespan(container: Container):  # type: ignore[no-untyped-def]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -25,6 +27,15 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2)
     default_job_timeout: float | None = None
     scheduler_interval: float = 0.2
+    # Several servers may share one database: each job belongs to the engine that claimed it.
+    # The name must be stable across restarts of the same server (default: host and home), so a
+    # restarted server takes its own jobs back at once; another engine adopts the jobs of one
+    # whose heartbeat is older than engine_lost_after.
+    engine_name: str | None = None
+    run_jobs: bool = True  # this process runs a job engine (false: an API-only server)
+    run_scheduler: bool = True  # this process fires due schedules (false: leave it to others)
+    engine_heartbeat: float = 5.0
+    engine_lost_after: float = 60.0
     max_upload_bytes: int = 10 * 1024**3
     archive_max_total_bytes: int = 20 * 1024**3
     archive_max_entries: int = 100_000
@@ -51,6 +62,16 @@ class Settings(BaseSettings):
     def scratch_dir(self) -> Path:
         """Upload spools and temporary extractions; emptied by whoever made each entry."""
         return self.work_dir / "scratch"
+
+    @property
+    def resolved_engine_name(self) -> str:
+        if self.engine_name:
+            return self.engine_name[:255]
+        name = f"{socket.gethostname()}:{self.resolved_home}"
+        if len(name) > 255:  # still stable and unique: a digest of the home's path
+            digest = hashlib.sha256(str(self.resolved_home).encode()).hexdigest()[:16]
+            name = f"{socket.gethostname()[:200]}:{digest}"
+        return name
 
     @property
     def admin_token_file(self) -> Path:

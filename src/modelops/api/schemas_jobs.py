@@ -39,6 +39,9 @@ class JobRead(_Read):
     error: str | None = Field(description="the last error, for a job that did not complete")
     result: dict[str, Any]
     terminal: bool
+    engine: str | None = Field(
+        default=None, description="the job engine (server process) that runs or ran the job"
+    )
 
 
 class JobEventRead(_Read):

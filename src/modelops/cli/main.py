@@ -40,6 +40,19 @@ def up(
     serve(Settings(**overrides))
 
 
+@app.command()
+def worker() -> None:
+    """Run the job engine and the schedulers without the API (for a server's extra workers).
+
+    Point it at the same database and artifact store as the API servers (MODELOPS_DATABASE_URL,
+    MODELOPS_ARTIFACTS_URL); stop it with Ctrl+C or SIGTERM (running jobs are left to be
+    re-attached when it comes back, or adopted by another engine)."""
+    from modelops.server import run_worker
+    from modelops.settings import Settings
+
+    run_worker(Settings())
+
+
 def _register() -> None:
     import importlib
 

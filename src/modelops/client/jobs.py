@@ -38,6 +38,7 @@ class Job(TypedDict):
     error: str | None
     result: dict[str, Any]
     terminal: bool
+    engine: str | None
 
 
 class JobEvent(TypedDict):

@@ -103,10 +103,24 @@ class Job:
     signal: int | None = None
     error: str | None = None  # the last error, shown in the job's details
     result: dict[str, Any] = field(default_factory=dict)
+    engine: str | None = None  # the engine that claimed it (one per server process)
+    work_dir: str | None = None  # its working folder, where that engine put it
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_JOB_STATUSES
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A job engine as the database knows it: alive while its heartbeat is recent."""
+
+    name: str
+    instance: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,33 @@ Invariants: only the status table decides transitions (stores apply them as comp
 a kind's ``finish`` runs only for a clean exit of a job still ``running`` and never overlaps a
 stop (``stop_guard``); a stop always ends ``cancelled``; at start, every job left ``running``
 is re-attached or ended, never left running.
+
+Several servers may share one database, each with its engine. A job belongs to the engine that
+claimed it (its name is stored with the claim): only that engine watches it, applies its stop
+and records its end. Each engine beats a heartbeat; the jobs of an engine silent for longer than
+``lost_after`` are adopted by another one (compare-and-set on the owner, so by exactly one),
+which re-attaches to their processes if its executor can reach them and otherwise ends them
+as lost. A server restarted under the same name takes its jobs back at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from modelops.domain.errors import Conflict, InvalidInput, ModelOpsError
-from modelops.domain.jobs import JobStatus, LogLevel
+from modelops.domain.jobs import Job, JobStatus, LogLevel
 from modelops.ports import Executor, ExecutorOutcome, JobSpec, UnitOfWorkFactory
 from modelops.services.job_kinds import JobKindRegistry
 from modelops.services.job_records import (
@@ -44,9 +55,21 @@ log = logging.getLogger(__name__)
 class JobEngine:
     def __init__(
         self, *, uow: UnitOfWorkFactory, executor: Executor, registry: JobKindRegistry,
-        jobs_dir: Path, max_concurrent: int, interval: float = 0.2,
+        jobs_dir: Path, max_concurrent: int, interval: float = 0.2, name: str = "engine",
+        heartbeat: float = 5.0, lost_after: float = 60.0,
     ) -> None:
+        if lost_after < 2 * heartbeat:
+            raise InvalidInput(
+                f"engine_lost_after ({lost_after:g} s) must be at least twice engine_heartbeat "
+                f"({heartbeat:g} s): a live engine would otherwise look lost between two beats"
+            )
         self.uow = uow
+        self.name = name
+        self.instance = secrets.token_hex(8)  # this run of the process, under the stable name
+        self.heartbeat = heartbeat
+        self.lost_after = lost_after
+        self._last_beat = 0.0
+        self._displaced = False
         self.executor = executor
         self.registry = registry
         self.jobs_dir = jobs_dir
@@ -76,6 +99,7 @@ class JobEngine:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._register()
         self.recover()  # first: every re-attached job holds its slot before anything is claimed
         self._pool = ThreadPoolExecutor(
             max_workers=2 * self.max_concurrent + 2, thread_name_prefix="job-engine"
@@ -161,8 +185,14 @@ class JobEngine:
                 self._stopping.wait(1.0)
 
     def _tick(self) -> None:
+        if self._displaced:
+            return
         if self._stop_pending.is_set():  # a stop was just asked for: it goes first
             self._scan_stops()
+        if time.monotonic() - self._last_beat >= self.heartbeat:
+            self._last_beat = time.monotonic()
+            self._beat()
+            self._adopt_orphans()
         self._claim()
         if time.monotonic() - self._last_stop_scan >= self.interval:
             self._scan_stops()  # stops this process was not told about
@@ -187,6 +217,8 @@ class JobEngine:
         with self._lock:
             self._stop_requested.intersection_update(self._active)
         for job in stopping:
+            if job.engine is not None and job.engine != self.name:
+                continue  # another engine runs it and applies its stop (or adopts it if lost)
             with self._lock:
                 active = self._active.get(job.id)
                 if active is not None:
@@ -205,7 +237,7 @@ class JobEngine:
         this thread if asked: one thread handover less between submit and start)."""
         here: ActiveJob | None = None
         with self._claim_lock:
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and not self._displaced:
                 with self._lock:
                     # A job whose process has ended no longer holds a slot while it is recorded.
                     busy = sum(1 for a in self._active.values() if a.phase != ENDING)
@@ -213,7 +245,10 @@ class JobEngine:
                 if free <= 0:
                     break
                 with self.uow() as uow:
-                    jobs = uow.jobs.claim_queued(actor=ENGINE_ACTOR, limit=free)
+                    jobs = uow.jobs.claim_queued(
+                        actor=ENGINE_ACTOR, limit=free, engine=self.name,
+                        work_dirs=lambda job_id: str(self.jobs_dir / str(job_id) / "run"),
+                    )
                 for job in jobs:
                     active = ActiveJob(job=job)
                     with self._lock:
@@ -258,8 +293,8 @@ class JobEngine:
 
     def _launch(self, active: ActiveJob) -> None:
         job = active.job
-        job_dir = self.jobs_dir / str(job.id)
-        workdir = job_dir / "run"
+        workdir = self._workdir(job)
+        job_dir = workdir.parent
         shutil.rmtree(job_dir, ignore_errors=True)
         workdir.mkdir(parents=True)
         try:
@@ -333,7 +368,7 @@ class JobEngine:
             self._finishing.add(job.id)
         try:
             handler = self.registry.get(job.kind)
-            result = handler.finish(job, self.jobs_dir / str(job.id) / "run") if handler else {}
+            result = handler.finish(job, self._workdir(job)) if handler else {}
             self.records.end(job.id, JobStatus.COMPLETED, fields={**fields, "result": result},
                              detail={"exit_code": 0})
         except ModelOpsError as exc:
@@ -349,35 +384,97 @@ class JobEngine:
     # ------------------------------------------------------------------ recovery
 
     def recover(self) -> None:
-        """Re-attach to jobs whose processes survived a server stop; end the others."""
+        """Re-attach to this engine's jobs whose processes survived a server stop; end the others."""
         with self.uow() as uow:
-            leftovers = uow.jobs.list(statuses=[JobStatus.RUNNING, JobStatus.CANCELLING], limit=100_000)
+            leftovers = uow.jobs.owned(self.name)
             cursors = {job.id: uow.jobs.log_cursor(job.id) for job in leftovers}
-        for job in sorted(leftovers, key=lambda j: j.id):
-            if job.worker_ref is None:
-                if job.status is JobStatus.CANCELLING:
-                    self.records.end(job.id, JobStatus.CANCELLED, detail={"reason": "server restarted"})
-                else:
-                    self.records.end(
-                        job.id, JobStatus.FAILED,
-                        error="worker lost: the server stopped before the job's process started",
-                    )
-                shutil.rmtree(self.jobs_dir / str(job.id), ignore_errors=True)
-                continue
-            active = ActiveJob(job=job, phase=RUNNING_PHASE, worker_ref=job.worker_ref, cursor=cursors[job.id])
-            with self._lock:
-                self._active[job.id] = active
-                if job.status is JobStatus.CANCELLING:
-                    self._stop_requested.add(job.id)  # asked before the restart
-            if self.executor.recover(job.worker_ref):
-                self.records.system_log(
-                    job.id, LogLevel.WARNING,
-                    "the server restarted: re-attached to the job's running process",
+        for job in leftovers:
+            self._resume(job, cursors[job.id], why="the server restarted")
+
+    def _resume(self, job: Job, cursor: str | None, *, why: str) -> None:
+        """Take a running or stopping job into this engine: re-attach to its process if the
+        executor still reaches it, else record how it ended (or that it was lost)."""
+        if job.worker_ref is None:
+            if job.status is JobStatus.CANCELLING:
+                self.records.end(job.id, JobStatus.CANCELLED, detail={"reason": why})
+            else:
+                self.records.end(job.id, JobStatus.FAILED,
+                                 error=f"worker lost: {why} before the job's process started")
+            shutil.rmtree(self._workdir(job).parent, ignore_errors=True)
+            return
+        active = ActiveJob(job=job, phase=RUNNING_PHASE, worker_ref=job.worker_ref, cursor=cursor)
+        with self._lock:
+            self._active[job.id] = active
+            if job.status is JobStatus.CANCELLING:
+                self._stop_requested.add(job.id)  # asked before this engine had it
+        if self.executor.recover(job.worker_ref):
+            self.records.system_log(job.id, LogLevel.WARNING, f"{why}: re-attached to the job's running process")
+            return
+        outcome = self.executor.poll(job.worker_ref) or ExecutorOutcome(
+            exit_code=None, lost=True, detail=f"{why} and the job's process could not be reached",
+        )
+        active.phase = ENDING
+        self._guarded(self._finalize, active, outcome)
+
+    # ------------------------------------------------------------------ ownership
+
+    def _register(self) -> None:
+        """Record this engine under its name, refusing a name a live process still holds."""
+        host, pid = socket.gethostname(), os.getpid()
+        with self.uow() as uow:
+            before = next((e for e in uow.jobs.engines() if e.name == self.name), None)
+        if before is not None and before.pid != pid:
+            silent = (now() - before.heartbeat_at).total_seconds()
+            alive_here = before.host == host and _process_exists(before.pid)
+            if silent < self.lost_after and (alive_here or before.host != host):
+                raise ModelOpsError(
+                    f"the job engine name {self.name!r} is held by process {before.pid} on "
+                    f"{before.host} (heartbeat {silent:.0f} s ago): give each server its own "
+                    "MODELOPS_ENGINE_NAME (or home), or wait until that one has stopped"
                 )
-                continue
-            outcome = self.executor.poll(job.worker_ref) or ExecutorOutcome(exit_code=None, lost=True)
-            active.phase = ENDING
-            self._guarded(self._finalize, active, outcome)
+        with self.uow() as uow:
+            uow.jobs.register_engine(name=self.name, instance=self.instance, host=host, pid=pid)
+        self._last_beat = time.monotonic()
+
+    def _beat(self) -> None:
+        with self._lock:
+            held = list(self._active)
+        with self.uow() as uow:
+            alive = uow.jobs.beat(name=self.name, instance=self.instance)
+            mine = uow.jobs.still_owned(self.name, held) if alive else set()
+        if not alive:
+            log.error("job engine %r: another process has taken this engine's name; this one "
+                      "stops claiming and watching jobs", self.name)
+            self._displaced = True
+        for job_id in held:
+            if job_id not in mine:  # adopted by another engine while this one was silent
+                self._let_go(job_id)
+
+    def _let_go(self, job_id: int) -> None:
+        with self._lock:
+            active = self._active.pop(job_id, None)
+            self._stop_requested.discard(job_id)
+        if active is not None and active.worker_ref is not None:
+            self.executor.release(active.worker_ref)
+            log.warning("job %s: taken over by another engine; no longer watched here", job_id)
+
+    def _adopt_orphans(self) -> None:
+        lost_before = now() - timedelta(seconds=self.lost_after)
+        with self.uow() as uow:
+            orphans = uow.jobs.orphaned(engine=self.name, lost_before=lost_before)
+        for orphan in orphans:
+            assert orphan.engine is not None
+            with self.uow() as uow:
+                job = uow.jobs.adopt(orphan.id, from_engine=orphan.engine, to_engine=self.name)
+                cursor = uow.jobs.log_cursor(orphan.id) if job is not None else None
+            if job is None:
+                continue  # another engine took it first
+            why = f"engine {orphan.engine!r} stopped answering"
+            self.records.system_log(job.id, LogLevel.WARNING, f"{why}: engine {self.name!r} takes the job over")
+            try:
+                self._resume(job, cursor, why=why)
+            except Exception:
+                log.exception("job %s: adopting it failed", job.id)
 
     def _kill_all(self) -> None:
         with self._lock:
@@ -389,11 +486,24 @@ class JobEngine:
             refs = [ref for ref in refs if self.executor.poll(ref) is None]
             time.sleep(0.05)
 
+    def _workdir(self, job: Job) -> Path:
+        return Path(job.work_dir) if job.work_dir else self.jobs_dir / str(job.id) / "run"
+
     def _forget(self, active: ActiveJob) -> None:
         if active.worker_ref is not None:
             self.executor.release(active.worker_ref)
-        shutil.rmtree(self.jobs_dir / str(active.job.id), ignore_errors=True)
+        shutil.rmtree(self._workdir(active.job).parent, ignore_errors=True)
         with self._lock:
             self._active.pop(active.job.id, None)
             self._stop_requested.discard(active.job.id)
         self.wake()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -72,7 +72,7 @@ def job(row: t.JobRow) -> Job:
         target_id=row.target_id, timeout_seconds=row.timeout_seconds, queued_at=row.queued_at,
         started_at=row.started_at, ended_at=row.ended_at, worker_ref=row.worker_ref,
         exit_code=row.exit_code, signal=row.signal, error=row.error,
-        result=dict(row.result or {}),
+        result=dict(row.result or {}), engine=row.engine, work_dir=row.work_dir,
     )
 
 

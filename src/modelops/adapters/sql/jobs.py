@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, select
+from sqlalchemy import Table, Update, bindparam, or_, select
 
 from modelops.adapters.sql import convert
 from modelops.adapters.sql import tables as t
 from modelops.adapters.sql.stores import _SqlStore
 from modelops.domain.errors import InvalidTransition, NotFound
 from modelops.domain.jobs import (
+    Engine,
     Job,
     JobEvent,
     JobKind,
@@ -43,6 +44,8 @@ _LEVELS = [level for level in LogLevel]
 # Declarative ``__table__`` is typed as a FromClause; these are plain Tables (insert/update).
 _JOBS = cast(Table, t.JobRow.__table__)
 _JOB_COLUMNS = tuple(_JOBS.columns)
+_ENGINES = cast(Table, t.EngineRow.__table__)
+_LIVE = (JobStatus.RUNNING.value, JobStatus.CANCELLING.value)
 _INSERT_EVENT = cast(Table, t.JobEventRow.__table__).insert()
 _INSERT_LOGS = cast(Table, t.JobLogRow.__table__).insert()
 _QUEUED_IDS = (
@@ -166,22 +169,96 @@ class SqlJobStore(_SqlStore):
         self.session.execute(_JOBS.update().where(_JOBS.c.id == job_id).values(**fields))
 
     def claim_queued(
-        self, *, actor: str, limit: int, exclude_kinds: Sequence[JobKind] = ()
+        self, *, actor: str, limit: int, engine: str | None = None,
+        work_dirs: Callable[[int], str] | None = None,
     ) -> builtins.list[Job]:
         query = _QUEUED_IDS
-        if exclude_kinds:
-            query = query.where(_JOBS.c.kind.not_in([k.value for k in exclude_kinds]))
         if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         claimed = []
         for job_id in list(self.session.scalars(query, {"b_limit": limit})):
+            fields: dict[str, Any] = {"engine": engine}
+            if work_dirs is not None:
+                fields["work_dir"] = work_dirs(job_id)
             try:
-                claimed.append(
-                    self.transition(job_id, JobStatus.RUNNING, actor=actor, expected=JobStatus.QUEUED)
-                )
+                claimed.append(self.transition(
+                    job_id, JobStatus.RUNNING, actor=actor, expected=JobStatus.QUEUED,
+                    fields=fields, detail={"engine": engine} if engine else None,
+                ))
             except InvalidTransition:
                 continue  # stopped or taken meanwhile
         return claimed
+
+    # ------------------------------------------------------------------ engine ownership
+
+    def register_engine(self, *, name: str, instance: str, host: str, pid: int) -> Engine | None:
+        """Record that engine ``name`` runs now as ``instance``; return what the row held before."""
+        row = self.session.get(t.EngineRow, name, populate_existing=True, with_for_update=True)
+        before = None if row is None else Engine(
+            name=row.name, instance=row.instance, host=row.host, pid=row.pid,
+            started_at=row.started_at, heartbeat_at=row.heartbeat_at,
+        )
+        at = t.utcnow()
+        if row is None:
+            self.session.add(t.EngineRow(name=name, instance=instance, host=host, pid=pid,
+                                         started_at=at, heartbeat_at=at))
+        else:
+            row.instance, row.host, row.pid, row.started_at, row.heartbeat_at = instance, host, pid, at, at
+        self.session.flush()
+        return before
+
+    def beat(self, *, name: str, instance: str) -> bool:
+        """Refresh the engine's heartbeat; False if another process now holds the name."""
+        result = self.session.execute(
+            _ENGINES.update()
+            .where(_ENGINES.c.name == name, _ENGINES.c.instance == instance)
+            .values(heartbeat_at=t.utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def engines(self) -> builtins.list[Engine]:
+        rows = self.session.scalars(select(t.EngineRow).order_by(t.EngineRow.name))
+        return [Engine(name=r.name, instance=r.instance, host=r.host, pid=r.pid,
+                       started_at=r.started_at, heartbeat_at=r.heartbeat_at) for r in rows]
+
+    def owned(self, engine: str) -> builtins.list[Job]:
+        """Running and stopping jobs of ``engine``, and those claimed before engines had names."""
+        query = (
+            select(t.JobRow)
+            .where(t.JobRow.status.in_(_LIVE), or_(t.JobRow.engine == engine, t.JobRow.engine.is_(None)))
+            .order_by(t.JobRow.id)
+        )
+        return [convert.job(r) for r in self.session.scalars(query)]
+
+    def still_owned(self, engine: str, job_ids: Sequence[int]) -> set[int]:
+        if not job_ids:
+            return set()
+        query = select(t.JobRow.id).where(t.JobRow.id.in_(list(job_ids)), t.JobRow.engine == engine)
+        return set(self.session.scalars(query))
+
+    def orphaned(self, *, engine: str, lost_before: datetime) -> builtins.list[Job]:
+        """Running and stopping jobs of other engines that stopped beating before ``lost_before``
+        (or that no engine row names)."""
+        alive = select(t.EngineRow.name).where(t.EngineRow.heartbeat_at >= lost_before)
+        query = (
+            select(t.JobRow)
+            .where(
+                t.JobRow.status.in_(_LIVE), t.JobRow.engine.is_not(None), t.JobRow.engine != engine,
+                t.JobRow.engine.not_in(alive),
+            )
+            .order_by(t.JobRow.id)
+        )
+        return [convert.job(r) for r in self.session.scalars(query)]
+
+    def adopt(self, job_id: int, *, from_engine: str, to_engine: str) -> Job | None:
+        """Compare-and-set the job's engine: the one adopter of a lost engine's job wins."""
+        row = self.session.execute(
+            _JOBS.update()
+            .where(_JOBS.c.id == job_id, _JOBS.c.engine == from_engine, _JOBS.c.status.in_(_LIVE))
+            .values(engine=to_engine)
+            .returning(*_JOB_COLUMNS)
+        ).one_or_none()
+        return None if row is None else convert.job(cast(t.JobRow, row))
 
     def events(self, job_id: int) -> builtins.list[JobEvent]:
         self._row(job_id)

@@ -160,6 +160,22 @@ class JobRow(Base):
     # The executor's read position in the job's output, saved with the log lines it covers so
     # a re-attached job neither repeats nor skips a line.
     log_cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The engine that claimed the job (see EngineRow) and the job's working folder: another
+    # engine adopting the job after its owner is lost finds the folder there.
+    engine: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    work_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class EngineRow(Base):
+    """A job engine (one per server process), known by a stable name, alive while it beats."""
+
+    __tablename__ = "engines"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(64))  # new at every start of the process
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobEventRow(Base):
