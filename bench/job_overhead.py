@@ -10,14 +10,15 @@
    is ``completed``), against a loop spawning bare ``python -c pass`` with N in parallel.
 
 The engine runs in this process with its default tick (``scheduler_interval``): a submit
-wakes it at once, so the tick does not show in the latency.
+wakes it at once, so the tick does not show in the latency. Both parts run twice, on two engines
+side by side: the default one, whose Python jobs start on a standby interpreter started ahead
+(``MODELOPS_JOB_STANDBY``, see docs/jobs.md), and one that starts every job's process fresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from modelops.archives import pack_zip
 from modelops.bootstrap import Container, build_container
@@ -46,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def make_package(folder: Path) -> Path:
     src = folder / "bench-package"
-    src.mkdir()
+    src.mkdir(parents=True)
     (src / "main.py").write_text(
         "class Main:\n    def __init__(self):\n        pass\n\n    def predict(self, rows):\n        return rows\n"
     )
@@ -121,45 +123,83 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
     args = parser.parse_args()
 
+    modes = {"standby (default)": True, "fresh process": False}
     with tempfile.TemporaryDirectory(prefix="modelops-bench-") as scratch:
         folder = Path(scratch)
-        settings = Settings(home=folder / "home", database_url=args.database_url,
-                            max_concurrent_jobs=args.slots)
-        container = build_container(settings)
-        container.start_background()
+        containers: dict[str, Container] = {}
         try:
-            with container.engine.begin() as conn:
+            for mode, standby in modes.items():
+                # Separate metadata, so neither engine claims the other's jobs: a SQLite file in
+                # each home, or a schema of its own on the PostgreSQL database.
+                home = folder / ("warm" if standby else "cold")
+                url = args.database_url and (args.database_url if standby else own_schema(args.database_url))
+                container = containers[mode] = build_container(Settings(
+                    home=home, database_url=url, max_concurrent_jobs=args.slots, job_standby=standby,
+                ))
+                container.start_background()
+                container.projects.create(principal=USER, name="bench")
+                container.packages.upload(principal=USER, project="bench", name="pkg",
+                                          archive=make_package(folder / home.name))
+            first = next(iter(containers.values()))
+            with first.engine.begin() as conn:
                 conn.execute(text("DROP TABLE IF EXISTS bench_insert"))
                 key = "SERIAL" if conn.dialect.name == "postgresql" else "INTEGER"
                 conn.execute(text(f"CREATE TABLE bench_insert (id {key} PRIMARY KEY, note TEXT)"))
-            container.projects.create(principal=USER, name="bench")
-            container.packages.upload(principal=USER, project="bench", name="pkg",
-                                      archive=make_package(folder))
-            job_latency(container)  # warm-up: imports, first connections, page cache
-            baseline_latency(container)
-            jobs, bare = [], []
-            for _ in range(args.runs):  # interleaved, so drift in machine load hits both alike
-                jobs.append(job_latency(container))
-                bare.append(baseline_latency(container))
-            job_rate = job_throughput(container, args.jobs)
+            for container in containers.values():
+                job_latency(container)  # warm-up: imports, first connections, page cache
+            baseline_latency(first)
+            jobs: dict[str, list[float]] = {mode: [] for mode in modes}
+            bare: list[float] = []
+            for _ in range(args.runs):  # interleaved, so drift in machine load hits all alike
+                for mode, container in containers.items():
+                    jobs[mode].append(job_latency(container))
+                bare.append(baseline_latency(first))
+            rates = {mode: job_throughput(container, args.jobs) for mode, container in containers.items()}
             bare_rate = baseline_throughput(args.jobs, args.slots)
         finally:
-            container.job_engine.stop(kill_running=True)
-            with container.engine.begin() as conn:
-                conn.execute(text("DROP TABLE IF EXISTS bench_insert"))
-            container.close()
+            for container in containers.values():
+                container.job_engine.stop(kill_running=True)
+            if containers:
+                with next(iter(containers.values())).engine.begin() as conn:
+                    conn.execute(text("DROP TABLE IF EXISTS bench_insert"))
+            for container in containers.values():
+                container.close()
+            if args.database_url:
+                drop_schema(args.database_url)
 
     backend = "PostgreSQL" if args.database_url and args.database_url.startswith("postgres") else "SQLite"
     ms = 1000
     print(f"job engine overhead ({backend}, {os.cpu_count()} CPUs, {args.runs} runs, {args.slots} slots)")
-    print("submit -> first line of user code")
+    print("submit -> first line of user code; baseline: one insert + a bare python -c spawn")
     for name, q in (("p50", 0.5), ("p95", 0.95)):
-        job_q, bare_q = percentile(jobs, q), percentile(bare, q)
-        print(f"  {name}: job {job_q * ms:7.1f} ms   baseline (insert + bare spawn) {bare_q * ms:7.1f} ms"
-              f"   ratio {job_q / bare_q:.2f}x")
-    print(f"  mean: job {statistics.mean(jobs) * ms:7.1f} ms   baseline {statistics.mean(bare) * ms:7.1f} ms")
-    print(f"no-op jobs per second ({args.jobs} jobs, {args.slots} slots)")
-    print(f"  jobs {job_rate:6.1f}/s   bare spawn loop {bare_rate:6.1f}/s   ratio {job_rate / bare_rate:.2f}x")
+        bare_q = percentile(bare, q)
+        print(f"  {name}: baseline {bare_q * ms:6.1f} ms")
+        for mode in modes:
+            job_q = percentile(jobs[mode], q)
+            print(f"       job, {mode:18s} {job_q * ms:6.1f} ms   ratio {job_q / bare_q:.2f}x")
+    print(f"no-op jobs per second ({args.jobs} jobs, {args.slots} slots); bare spawn loop {bare_rate:.1f}/s")
+    for mode in modes:
+        print(f"  jobs, {mode:18s} {rates[mode]:6.1f}/s   ratio {rates[mode] / bare_rate:.2f}x")
+
+
+BENCH_SCHEMA = "modelops_bench_fresh"
+
+
+def own_schema(url: str) -> str:
+    drop_schema(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {BENCH_SCHEMA}"))
+    engine.dispose()
+    return make_url(url).update_query_dict({"options": f"-csearch_path={BENCH_SCHEMA}"}).render_as_string(
+        hide_password=False)
+
+
+def drop_schema(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -390,3 +390,7 @@ class Executor(Protocol):
     def release(self, worker_ref: str) -> None:
         """Forget a finished job and delete what the executor kept for it."""
         ...
+
+    def close(self) -> None:
+        """The engine stops: let go of anything kept ready for future jobs (running jobs stay)."""
+        ...

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     ray_python: str | None = None  # the interpreter on the Ray nodes (default: ours if shared)
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2)
     default_job_timeout: float | None = None
+    job_standby: bool = True  # local executor: keep a Python interpreter started ahead for the next job
     scheduler_interval: float = 0.2
     # Several servers may share one database: each job belongs to the engine that claimed it.
     # The name must be stable across restarts of the same server (default: host and home), so a

@@ -123,6 +123,7 @@ class JobEngine:
         self._pool = None
         if kill_running:
             self._kill_all()
+        self.executor.close()
 
     def wake(self) -> None:
         """A job was queued or a slot freed: let a pool thread claim queued work at once,

@@ -11,7 +11,8 @@ from modelops.settings import Settings
 def build_executor(settings: Settings) -> Executor:
     if settings.executor == "local":
         return LocalExecutor(
-            root=settings.work_dir / "executor", envs_root=settings.work_dir / "envs"
+            root=settings.work_dir / "executor", envs_root=settings.work_dir / "envs",
+            standby=settings.job_standby,
         )
     if settings.executor == "ray":
         if not settings.ray_address:

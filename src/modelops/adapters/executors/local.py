@@ -11,6 +11,13 @@ millisecond, where a second Python start would cost tens.
 Jobs with requirements whose environment is not built yet start through the stdlib launcher
 (``modelops.runtime.launcher``), which builds the environment inside the job's process (so the
 build is in the job's logs, can be stopped and timed out) and then execs the command.
+
+A Python job on the platform's interpreter (``python script.py …`` or ``python -m module …``)
+usually starts on a standby interpreter (``standby.py``): one started ahead, the same way and
+under the same wrapper as a job's process, waiting for its job on stdin. The interpreter's start
+(most of a job's start-up) is then paid before the job is submitted; a new standby is started in
+the background for the next job. Any other command, and any job whose environment would change
+how Python starts (``PYTHON*``, locale variables), starts fresh. ``standby=False`` turns it off.
 """
 
 from __future__ import annotations
@@ -38,16 +45,30 @@ from modelops.adapters.executors.processes import (
     is_alive,
     signal_tree,
 )
+from modelops.adapters.executors.reaper import Reaper
 from modelops.domain.errors import InvalidInput
 from modelops.ports import ExecutorOutcome, JobSpec, LogBatch
 from modelops.runtime import launcher
 
 log = logging.getLogger(__name__)
 
+_STANDBY_DELAY = 0.005
+_STANDBY_SCRIPT = str(Path(__file__).with_name("standby.py"))
+# Variables read while Python starts: a job whose values differ cannot take a standby.
+_STARTUP_PREFIXES = ("PYTHON", "LC_", "LANG")
+
 # "$1" is the exit-status file; the rest is the command, run as a child so the status of a
 # signal death is seen too (the shell reports 128 + signal number).
 _WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f"; exit "$rc"'
 _MAX_SIGNAL = 64
+
+
+@dataclass
+class _Standby:
+    popen: subprocess.Popen[bytes]
+    identity: ProcessIdentity
+    ctl: Path
+    startup_env: dict[str, str]
 
 
 @dataclass
@@ -63,7 +84,7 @@ class _Watched:
 class LocalExecutor:
     def __init__(
         self, *, root: Path, envs_root: Path, python: str | None = None, kill_grace: float = 0.5,
-        uv: str | None = None,
+        uv: str | None = None, standby: bool = True,
     ) -> None:
         self.root = root
         self.envs_root = envs_root
@@ -73,6 +94,12 @@ class LocalExecutor:
         self._watched: dict[str, _Watched] = {}
         self._lock = threading.Lock()
         self._wake: Callable[[], None] = lambda: None
+        self._reaper = Reaper(on_exit=lambda: self._wake())
+        self._standby_enabled = standby
+        self._standby: _Standby | None = None
+        self._standby_starting = False
+        self._closed = False
+        self._forget_unused_standbys()
 
     # ------------------------------------------------------------------ port
 
@@ -80,6 +107,11 @@ class LocalExecutor:
         self._wake = wake
 
     def submit(self, spec: JobSpec) -> str:
+        if spec.requirements is None and self._standby_enabled:
+            ref = self._submit_to_standby(spec)
+            self._start_standby_soon()
+            if ref is not None:
+                return ref
         ctl = self.root / f"{spec.job_id}-{secrets.token_hex(4)}"
         tmp = ctl / "tmp"
         tmp.mkdir(parents=True)
@@ -121,11 +153,108 @@ class LocalExecutor:
         # The child is at worst a zombie until the reaper below waits, so its start time is
         # still readable here.
         identity = identify(popen.pid) or ProcessIdentity(popen.pid, time.time())
+        return self._watch(popen, identity, ctl)
+
+    def _watch(self, popen: subprocess.Popen[bytes], identity: ProcessIdentity, ctl: Path) -> str:
         ref = json.dumps({"pid": identity.pid, "start": identity.create_time, "ctl": str(ctl)})
         with self._lock:
             self._watched[ref] = _Watched(identity=identity, ctl=ctl, popen=popen)
-        threading.Thread(target=self._reap, args=(popen,), daemon=True, name="job-reaper").start()
+        self._reaper.watch(popen)
         return ref
+
+    def close(self) -> None:
+        """Let the standby interpreter go (it exits on end of input). Jobs are not touched."""
+        with self._lock:
+            standby, self._standby = self._standby, None
+        if standby is not None:
+            _dismiss(standby)
+
+    # ------------------------------------------------------------------ standby interpreters
+
+    def _submit_to_standby(self, spec: JobSpec) -> str | None:
+        """Hand the job to the standby interpreter, if it can run it exactly as a fresh one."""
+        argv = spec.argv
+        if len(argv) < 2 or argv[0] not in (launcher.PYTHON_PLACEHOLDER, self.python):
+            return None
+        if argv[1] == "-m" and len(argv) < 3 or argv[1] != "-m" and argv[1].startswith("-"):
+            return None  # interpreter options: only a fresh start honours them
+        with self._lock:
+            standby, self._standby = self._standby, None
+        if standby is None:
+            return None
+        try:
+            env = job_environment(
+                job_id=spec.job_id, interpreter_dir=Path(self.python).parent,
+                tmp_dir=standby.ctl / "tmp", extra=spec.env,
+            )
+        except ValueError as exc:
+            self._put_back(standby)
+            raise InvalidInput(str(exc)) from exc
+        if _startup_part(env) != standby.startup_env or standby.popen.poll() is not None:
+            self._put_back(standby)
+            return None
+        rest = [self.python if arg == launcher.PYTHON_PLACEHOLDER else arg for arg in argv[1:]]
+        env["PWD"] = str(spec.workdir)  # as the wrapper's shell exports it to a fresh command
+        assignment = json.dumps({"argv": rest, "env": env, "cwd": str(spec.workdir)}) + "\n"
+        try:
+            assert standby.popen.stdin is not None
+            standby.popen.stdin.write(assignment.encode())
+            standby.popen.stdin.close()
+        except OSError:  # it died meanwhile: start the job fresh
+            _dismiss(standby)
+            return None
+        (standby.ctl / "job").write_text(str(spec.job_id))  # marks the folder as a job's
+        return self._watch(standby.popen, standby.identity, standby.ctl)
+
+    def _put_back(self, standby: _Standby) -> None:
+        with self._lock:
+            if self._standby is None and not self._closed:
+                self._standby, standby = standby, None  # type: ignore[assignment]
+        if standby is not None:
+            _dismiss(standby)
+
+    def _start_standby_soon(self) -> None:
+        with self._lock:
+            if self._standby is not None or self._standby_starting:
+                return
+            self._standby_starting = True
+        # A moment's wait: the job that just took the last standby is starting, and a new
+        # interpreter starting on the same CPUs would slow it down.
+        self._reaper.call_later(_STANDBY_DELAY, self._start_standby)
+
+    def _start_standby(self) -> None:
+        try:
+            standby = self._spawn_standby()
+        except Exception:
+            log.exception("could not start a standby interpreter; jobs start fresh")
+            standby = None
+        finally:
+            with self._lock:
+                self._standby_starting = False
+        if standby is not None:
+            self._put_back(standby)
+
+    def _spawn_standby(self) -> _Standby:
+        ctl = self.root / f"standby-{secrets.token_hex(4)}"
+        tmp = ctl / "tmp"
+        tmp.mkdir(parents=True)
+        env = job_environment(job_id=0, interpreter_dir=Path(self.python).parent, tmp_dir=tmp, extra={})
+        with open(ctl / "stdout.log", "ab") as out, open(ctl / "stderr.log", "ab") as err:
+            popen = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, "modelops-job", str(ctl / "exit"), self.python, _STANDBY_SCRIPT],
+                cwd=tmp, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
+                start_new_session=True, close_fds=True,
+            )
+        identity = identify(popen.pid) or ProcessIdentity(popen.pid, time.time())
+        return _Standby(popen=popen, identity=identity, ctl=ctl, startup_env=_startup_part(env))
+
+    def _forget_unused_standbys(self) -> None:
+        """Folders of standbys that never got a job (a server stopped before using them)."""
+        if not self.root.is_dir():
+            return
+        for ctl in self.root.glob("standby-*"):
+            if not (ctl / "job").exists():
+                shutil.rmtree(ctl, ignore_errors=True)
 
     def poll(self, worker_ref: str) -> ExecutorOutcome | None:
         watched = self._get(worker_ref)
@@ -213,10 +342,6 @@ class LocalExecutor:
                 self._watched[worker_ref] = watched
             return watched
 
-    def _reap(self, popen: subprocess.Popen[bytes]) -> None:
-        popen.wait()
-        self._wake()
-
     def _escalate(self, watched: _Watched) -> None:
         """After the grace period of a stop, kill whatever of the tree is left."""
         if watched.stop_requested_at is None or watched.killed:
@@ -243,6 +368,25 @@ class LocalExecutor:
             detail="the job's process ended while the server was down, without recording "
             "its exit status",
         )
+
+
+def _startup_part(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(_STARTUP_PREFIXES)}
+
+
+def _dismiss(standby: _Standby) -> None:
+    """End a standby that will get no job: end of input makes it exit; its folder goes."""
+    try:
+        if standby.popen.stdin is not None:
+            standby.popen.stdin.close()
+    except OSError:
+        pass
+    try:
+        standby.popen.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        signal_tree(standby.identity.pid, [], signal.SIGKILL)
+        standby.popen.wait()
+    shutil.rmtree(standby.ctl, ignore_errors=True)
 
 
 def _merge(known: list[ProcessIdentity], found: list[ProcessIdentity]) -> list[ProcessIdentity]:

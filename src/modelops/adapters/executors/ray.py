@@ -243,6 +243,9 @@ class RayExecutor:
         if ctl.parent == self.root:
             shutil.rmtree(ctl, ignore_errors=True)
 
+    def close(self) -> None:
+        """Nothing is kept ready between jobs: Ray starts each job's processes itself."""
+
     # ------------------------------------------------------------------ helpers
 
     @property
