@@ -88,6 +88,8 @@ def test_a_model_is_imported_through_the_dashboards_form(srv: RunningServer, tmp
     assert version["status"] == "imported"
     page = client.get(f"/ui/projects/{project}/packages/churn/versions/1.0").text
     assert "imported" in page and "format:</span> joblib" in page  # the recorded format, in the lineage
+    job_page = client.get(f"/ui/projects/{project}/jobs/{job_id}").text
+    assert "<dt>Engine</dt>" in job_page and str(srv.home.resolve()) in job_page  # which server ran it
     client.close()
 
 
