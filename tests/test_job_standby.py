@@ -32,11 +32,20 @@ from modelops.domain.jobs import Job, JobStatus
 PROBE = '''
 import json, os, sys
 import helper
+import pkgutil  # the package's own pkgutil.py shadows the standard one, in a fresh process
 print(json.dumps({
     "argv": sys.argv, "file": __file__, "name": __name__, "path0": sys.path[0], "cwd": os.getcwd(),
     "env": dict(os.environ), "stdin": sys.stdin.read(), "main_file": sys.modules["__main__"].__file__,
     "helper": helper.__file__, "unbuffered": os.environ.get("PYTHONUNBUFFERED"),
+    "globals": sorted(name for name in globals() if not name.startswith("__")),
+    "shadow": getattr(pkgutil, "SHADOW", "standard library"),
+    "excepthook": sys.excepthook is sys.__excepthook__,
 }, sort_keys=True))
+if len(sys.argv) > 1 and sys.argv[1] == "hook":
+    def hook(kind, value, tb):
+        print(f"custom hook: {kind.__name__}: {value}", file=sys.stderr)
+    sys.excepthook = hook
+    raise RuntimeError("handled by the hook")
 if len(sys.argv) > 1 and sys.argv[1] == "raise":
     def inner():
         raise ValueError("boom from the probe")
@@ -53,6 +62,7 @@ def probe_zip(folder: Path) -> Path:
         zf.writestr("main.py", MAIN_PY)
         zf.writestr("probe.py", PROBE)
         zf.writestr("helper.py", "VALUE = 1\n")
+        zf.writestr("pkgutil.py", "SHADOW = 'the package'\n")
         zf.writestr("tool/__init__.py", "")
         zf.writestr("tool/__main__.py", PROBE.replace("import helper", "import helper  # noqa"))
     return archive
@@ -146,6 +156,12 @@ def test_exceptions_and_exit_codes_end_a_standby_job_as_a_fresh_one(engines: tup
     assert not any("standby" in t or "runpy" in t for t in traceback_warm)
     exited = run(warm, "python", "probe.py", "exit=3", expect_standby=True)
     assert exited.status is JobStatus.FAILED and exited.exit_code == 3
+    hooked = run(warm, "python", "probe.py", "hook", expect_standby=True)
+    assert "custom hook: RuntimeError: handled by the hook" in log_texts(warm, hooked.id, streams=("stderr",))
+    # A missing script: Python's own message and exit code 2, not a traceback.
+    missing = [run(c, "python", "nowhere.py") for c in (warm, cold)]
+    assert [job.exit_code for job in missing] == [2, 2]
+    assert not took_standby(warm, missing[0])
 
 
 def _same_frames(warm: list[str], cold: list[str]) -> bool:
@@ -163,8 +179,16 @@ def test_jobs_whose_start_differs_start_fresh_and_the_standby_ends_with_the_engi
         # Interpreter options are honoured only by a fresh start.
         optimized = run(container, "python", "-O", "probe.py", expect_standby=False)
         assert optimized.status is JobStatus.COMPLETED
+        # A standby that died is dropped: that job starts fresh and a new standby follows.
+        dead = getattr(container.executor, "_standby", None)
+        assert dead is not None
+        psutil.Process(dead.identity.pid).kill()
+        dead.popen.wait(timeout=10)
+        assert not took_standby(container, run(container, "python", "probe.py"))
+        run(container, "python", "probe.py", expect_standby=True)
+        wait_for(lambda: _standby_ready(container), what="a standby interpreter", timeout=60)
         standby = getattr(container.executor, "_standby", None)
-        assert standby is not None
+        assert standby is not None and standby is not dead
         pid = standby.identity.pid
         assert psutil.pid_exists(pid)
     finally:
@@ -173,3 +197,5 @@ def test_jobs_whose_start_differs_start_fresh_and_the_standby_ends_with_the_engi
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the standby outlived its engine"
         time.sleep(0.05)
+    time.sleep(0.3)  # a standby start scheduled before the close must not bring one back
+    assert getattr(container.executor, "_standby", None) is None

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from modelops.adapters.artifacts import build_artifact_store
 from modelops.adapters.executors import build_executor
+from modelops.adapters.executors.processes import engine_process_alive, this_process_started
 from modelops.adapters.sql.engine import build_engine, migrate
 from modelops.adapters.sql.uow import SqlUnitOfWorkFactory
 from modelops.archives import ArchiveLimits
@@ -99,7 +100,8 @@ def build_container(settings: Settings, *, run_migrations: bool = True) -> Conta
         uow=uow, executor=executor, registry=job_kinds, jobs_dir=settings.work_dir / "jobs",
         max_concurrent=settings.max_concurrent_jobs, interval=settings.scheduler_interval,
         name=settings.resolved_engine_name, heartbeat=settings.engine_heartbeat,
-        lost_after=settings.engine_lost_after,
+        lost_after=settings.engine_lost_after, holds_name=engine_process_alive,
+        process_started=this_process_started(),
     )
     datasets = DatasetService(uow=uow, artifacts=artifacts, scratch=scratch, limits=limits)
     pipelines = PipelineService(

@@ -193,23 +193,40 @@ class JobStore(Protocol):
         owned by ``engine`` with the working folder ``work_dirs(id)``, and return them (fewer
         than ``limit`` means the queue is drained)."""
         ...
-    def register_engine(self, *, name: str, instance: str, host: str, pid: int) -> Engine | None:
-        """Record that engine ``name`` now runs as ``instance``; return the previous record."""
+    def lock_engine(self, name: str) -> Engine | None:
+        """The engine row of ``name`` (with how long it has been silent, by the database's
+        clock), locked until the transaction ends; None if no engine had that name."""
+        ...
+    def register_engine(
+        self, *, name: str, instance: str, host: str, pid: int, process_started: float
+    ) -> None:
+        """Record that engine ``name`` now runs as ``instance`` (after ``lock_engine``)."""
         ...
     def beat(self, *, name: str, instance: str) -> bool:
         """Refresh the engine's heartbeat; False if another process took the name meanwhile."""
         ...
     def engines(self) -> builtins.list[Engine]: ...
     def owned(self, engine: str) -> builtins.list[Job]:
-        """Running and stopping jobs of ``engine`` (and any claimed before engines had names)."""
+        """Running and stopping jobs of ``engine``, after taking any claimed before engines had
+        names."""
         ...
     def still_owned(self, engine: str, job_ids: Sequence[int]) -> set[int]: ...
-    def orphaned(self, *, engine: str, lost_before: datetime) -> builtins.list[Job]:
-        """Running and stopping jobs of other engines whose last heartbeat is older than
-        ``lost_before``."""
+    def orphaned(self, *, engine: str, lost_after: float) -> builtins.list[Job]:
+        """Running and stopping jobs of other engines silent for ``lost_after`` seconds."""
         ...
-    def adopt(self, job_id: int, *, from_engine: str, to_engine: str) -> Job | None:
-        """Take over a lost engine's job (compare-and-set on its owner); None if another won."""
+    def adopt(self, job_id: int, *, from_engine: str, to_engine: str, lost_after: float) -> Job | None:
+        """Take over a lost engine's job (compare-and-set on its owner, re-checking that the
+        owner is still silent); None if another engine won or the owner came back."""
+        ...
+    def forget_engines(self, *, silent_for: float) -> int:
+        """Delete the records of engines silent that long that hold no running job."""
+        ...
+    def record_worker(self, job_id: int, *, engine: str, worker_ref: str) -> bool:
+        """Store the worker of a running job ``engine`` still holds; False if it does not."""
+        ...
+    def mark_finishing(self, job_id: int) -> bool:
+        """Compare-and-set on a running job: its results are being registered, stops are
+        refused from now on. False if it is no longer running."""
         ...
     def events(self, job_id: int) -> builtins.list[JobEvent]: ...
     def event(self, job_id: int, event_id: int) -> JobEvent: ...
@@ -389,6 +406,10 @@ class Executor(Protocol):
 
     def release(self, worker_ref: str) -> None:
         """Forget a finished job and delete what the executor kept for it."""
+        ...
+
+    def forget(self, worker_ref: str) -> None:
+        """Stop watching a job another engine has taken over; delete nothing of it."""
         ...
 
     def close(self) -> None:

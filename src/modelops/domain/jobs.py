@@ -105,6 +105,7 @@ class Job:
     result: dict[str, Any] = field(default_factory=dict)
     engine: str | None = None  # the engine that claimed it (one per server process)
     work_dir: str | None = None  # its working folder, where that engine put it
+    finishing: bool = False  # its results are being registered: it can no longer be stopped
 
     @property
     def terminal(self) -> bool:
@@ -119,8 +120,10 @@ class Engine:
     instance: str
     host: str
     pid: int
+    process_started: float  # with host and pid, tells the very process (pids are reused)
     started_at: datetime
     heartbeat_at: datetime
+    silent_seconds: float | None = None  # since its last heartbeat, by the database's clock
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,14 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from modelops.domain.errors import Conflict, InvalidInput, ModelOpsError
-from modelops.domain.jobs import Job, JobStatus, LogLevel
+from modelops.domain.jobs import Engine, Job, JobStatus, LogLevel
 from modelops.ports import Executor, ExecutorOutcome, JobSpec, UnitOfWorkFactory
 from modelops.services.job_kinds import JobKindRegistry
 from modelops.services.job_records import (
@@ -57,6 +56,7 @@ class JobEngine:
         self, *, uow: UnitOfWorkFactory, executor: Executor, registry: JobKindRegistry,
         jobs_dir: Path, max_concurrent: int, interval: float = 0.2, name: str = "engine",
         heartbeat: float = 5.0, lost_after: float = 60.0,
+        holds_name: Callable[[Engine], bool] | None = None, process_started: float = 0.0,
     ) -> None:
         if lost_after < 2 * heartbeat:
             raise InvalidInput(
@@ -68,8 +68,15 @@ class JobEngine:
         self.instance = secrets.token_hex(8)  # this run of the process, under the stable name
         self.heartbeat = heartbeat
         self.lost_after = lost_after
-        self._last_beat = 0.0
+        # Whether the process an engine record names is still that engine, on this host
+        # (bootstrap passes a check by pid and process start time).
+        self._holds_name = holds_name or (lambda _engine: True)
+        self._process_started = process_started  # this process's start time, recorded with it
+        self._beating_since: float | None = None  # the heartbeat's current unbroken run
+        self._last_adoption = 0.0
         self._displaced = False
+        self._heart: threading.Thread | None = None
+        self._heart_stop = threading.Event()
         self.executor = executor
         self.registry = registry
         self.jobs_dir = jobs_dir
@@ -99,11 +106,17 @@ class JobEngine:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._displaced = False
         self._register()
-        self.recover()  # first: every re-attached job holds its slot before anything is claimed
+        # The heartbeat has a thread of its own: however long the loop or the recovery below
+        # takes, this engine never looks lost to the others while its process lives.
+        self._heart_stop.clear()
+        self._heart = threading.Thread(target=self._heartbeat, name="job-engine-heartbeat", daemon=True)
+        self._heart.start()
         self._pool = ThreadPoolExecutor(
             max_workers=2 * self.max_concurrent + 2, thread_name_prefix="job-engine"
         )
+        self.recover()  # first: every re-attached job holds its slot before anything is claimed
         self._thread = threading.Thread(target=self._run, name="job-engine", daemon=True)
         self._thread.start()
 
@@ -121,6 +134,10 @@ class JobEngine:
         # here would leave claimed jobs with no process, failed as lost at the next start.
         self._pool.shutdown(wait=True)
         self._pool = None
+        self._heart_stop.set()
+        if self._heart is not None:
+            self._heart.join(timeout=30)
+            self._heart = None
         if kill_running:
             self._kill_all()
         self.executor.close()
@@ -164,8 +181,9 @@ class JobEngine:
                     f"job {job_id} has already ended and is registering its results; "
                     "it can no longer be stopped"
                 )
-            self._stop_requested.add(job_id)
-            self._stop_pending.set()
+            if self._thread is not None:  # an API-only server's engine never runs: nothing to note
+                self._stop_requested.add(job_id)
+                self._stop_pending.set()
             try:
                 yield
             finally:
@@ -190,9 +208,8 @@ class JobEngine:
             return
         if self._stop_pending.is_set():  # a stop was just asked for: it goes first
             self._scan_stops()
-        if time.monotonic() - self._last_beat >= self.heartbeat:
-            self._last_beat = time.monotonic()
-            self._beat()
+        if time.monotonic() - self._last_adoption >= self.heartbeat:
+            self._last_adoption = time.monotonic()
             self._adopt_orphans()
         self._claim()
         if time.monotonic() - self._last_stop_scan >= self.interval:
@@ -225,9 +242,15 @@ class JobEngine:
                 if active is not None:
                     self._stop_requested.add(job.id)  # also a stop that bypassed stop_guard
             if active is None:
-                # No process of ours: nothing to wait for.
-                self.records.end(job.id, JobStatus.CANCELLED, detail={"reason": "no process was running"})
-            elif active.phase == RUNNING_PHASE and not active.stop_sent:
+                with self._claim_lock:  # a job being claimed right now is in _active after this
+                    with self._lock:
+                        active = self._active.get(job.id)
+                    if active is None:  # no process of ours: nothing to wait for
+                        self.records.end(job.id, JobStatus.CANCELLED, detail={"reason": "no process was running"})
+                        continue
+                with self._lock:
+                    self._stop_requested.add(job.id)
+            if active.phase == RUNNING_PHASE and not active.stop_sent:
                 assert active.worker_ref is not None
                 active.stop_sent = True
                 self.records.system_log(job.id, LogLevel.INFO, "stop requested: stopping the job's processes")
@@ -323,10 +346,21 @@ class JobEngine:
             return
         # Its output is read only once the phase is running, so this line still comes first.
         with self.uow() as uow:
-            uow.jobs.update_fields(job.id, {"worker_ref": ref})
-            uow.jobs.append_logs(job.id, [(now(), "system", LogLevel.INFO,
-                                           "started: " + command_text(prepared.argv))])
+            recorded = uow.jobs.record_worker(job.id, engine=self.name, worker_ref=ref)
+            if recorded:
+                uow.jobs.append_logs(job.id, [(now(), "system", LogLevel.INFO,
+                                               "started: " + command_text(prepared.argv))])
         active.worker_ref = ref
+        if not recorded:
+            # Another engine took the job over (this one looked lost) and has ended it: the
+            # process just started must not run on for a job that is over.
+            log.warning("job %s: taken over by another engine while starting; stopping its process", job.id)
+            self.executor.cancel(ref)
+            deadline = time.monotonic() + 10
+            while self.executor.poll(ref) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self._forget(active)
+            return
         active.phase = RUNNING_PHASE
 
     def _finalize(self, active: ActiveJob, outcome: ExecutorOutcome) -> None:
@@ -368,6 +402,13 @@ class JobEngine:
                     return
             self._finishing.add(job.id)
         try:
+            # Across servers: a stop through another server is refused from this mark on, and
+            # one that came first leaves the job not running, so nothing is registered.
+            with self.uow() as uow:
+                marked = uow.jobs.mark_finishing(job.id)
+            if not marked:
+                self.records.end(job.id, JobStatus.CANCELLED, detail={"reason": "stopped as it ended"})
+                return
             handler = self.registry.get(job.kind)
             result = handler.finish(job, self._workdir(job)) if handler else {}
             self.records.end(job.id, JobStatus.COMPLETED, fields={**fields, "result": result},
@@ -415,27 +456,42 @@ class JobEngine:
             exit_code=None, lost=True, detail=f"{why} and the job's process could not be reached",
         )
         active.phase = ENDING
-        self._guarded(self._finalize, active, outcome)
+        assert self._pool is not None
+        self._pool.submit(self._guarded, self._finalize, active, outcome)
 
     # ------------------------------------------------------------------ ownership
 
     def _register(self) -> None:
         """Record this engine under its name, refusing a name a live process still holds."""
         host, pid = socket.gethostname(), os.getpid()
-        with self.uow() as uow:
-            before = next((e for e in uow.jobs.engines() if e.name == self.name), None)
-        if before is not None and before.pid != pid:
-            silent = (now() - before.heartbeat_at).total_seconds()
-            alive_here = before.host == host and _process_exists(before.pid)
-            if silent < self.lost_after and (alive_here or before.host != host):
+        with self.uow() as uow:  # check and record in one transaction, on the locked row
+            before = uow.jobs.lock_engine(self.name)
+            if before is not None and self._held_elsewhere(before, host, pid):
                 raise ModelOpsError(
                     f"the job engine name {self.name!r} is held by process {before.pid} on "
-                    f"{before.host} (heartbeat {silent:.0f} s ago): give each server its own "
-                    "MODELOPS_ENGINE_NAME (or home), or wait until that one has stopped"
+                    f"{before.host} (last heartbeat {before.silent_seconds or 0:.0f} s ago): give each "
+                    "server its own MODELOPS_ENGINE_NAME (or home), or wait until that one has stopped"
                 )
-        with self.uow() as uow:
-            uow.jobs.register_engine(name=self.name, instance=self.instance, host=host, pid=pid)
-        self._last_beat = time.monotonic()
+            uow.jobs.register_engine(name=self.name, instance=self.instance, host=host, pid=pid,
+                                     process_started=self._process_started)
+        self._beating_since = time.monotonic()
+
+    def _held_elsewhere(self, before: Engine, host: str, pid: int) -> bool:
+        if before.silent_seconds is not None and before.silent_seconds >= self.lost_after:
+            return False  # silent long enough to be lost: its jobs are up for adoption anyway
+        if before.host != host:
+            return True  # another machine's engine beat recently: it cannot be checked from here
+        if before.pid == pid:
+            return False  # this process, or a dead one whose pid it now has (a restarted container)
+        return self._holds_name(before)
+
+    def _heartbeat(self) -> None:
+        while not self._heart_stop.wait(self.heartbeat):
+            try:
+                self._beat()
+            except Exception:  # the database is unreachable: the run of beats is broken
+                log.exception("job engine %r: heartbeat failed", self.name)
+                self._beating_since = None
 
     def _beat(self) -> None:
         with self._lock:
@@ -444,32 +500,44 @@ class JobEngine:
             alive = uow.jobs.beat(name=self.name, instance=self.instance)
             mine = uow.jobs.still_owned(self.name, held) if alive else set()
         if not alive:
-            log.error("job engine %r: another process has taken this engine's name; this one "
-                      "stops claiming and watching jobs", self.name)
+            if not self._displaced:
+                log.error("job engine %r: another process has taken this engine's name; this one "
+                          "stops claiming and watching jobs", self.name)
             self._displaced = True
+            self._beating_since = None
+        elif self._beating_since is None:
+            self._beating_since = time.monotonic()
         for job_id in held:
             if job_id not in mine:  # adopted by another engine while this one was silent
                 self._let_go(job_id)
 
     def _let_go(self, job_id: int) -> None:
+        """Stop watching a job another engine has taken: its files are that engine's now."""
         with self._lock:
             active = self._active.pop(job_id, None)
             self._stop_requested.discard(job_id)
         if active is not None and active.worker_ref is not None:
-            self.executor.release(active.worker_ref)
+            self.executor.forget(active.worker_ref)
             log.warning("job %s: taken over by another engine; no longer watched here", job_id)
 
     def _adopt_orphans(self) -> None:
-        lost_before = now() - timedelta(seconds=self.lost_after)
+        # Only an engine whose own heartbeat has run unbroken for lost_after adopts: after an
+        # outage of the database every engine's heartbeat looks old, and the first one back
+        # must not take the others' jobs before they have had the time to beat again.
+        since = self._beating_since
+        if since is None or time.monotonic() - since < self.lost_after:
+            return
         with self.uow() as uow:
-            orphans = uow.jobs.orphaned(engine=self.name, lost_before=lost_before)
+            orphans = uow.jobs.orphaned(engine=self.name, lost_after=self.lost_after)
+            uow.jobs.forget_engines(silent_for=max(24 * 3600.0, 10 * self.lost_after))
         for orphan in orphans:
             assert orphan.engine is not None
             with self.uow() as uow:
-                job = uow.jobs.adopt(orphan.id, from_engine=orphan.engine, to_engine=self.name)
+                job = uow.jobs.adopt(orphan.id, from_engine=orphan.engine, to_engine=self.name,
+                                     lost_after=self.lost_after)
                 cursor = uow.jobs.log_cursor(orphan.id) if job is not None else None
             if job is None:
-                continue  # another engine took it first
+                continue  # another engine took it first, or its engine is back
             why = f"engine {orphan.engine!r} stopped answering"
             self.records.system_log(job.id, LogLevel.WARNING, f"{why}: engine {self.name!r} takes the job over")
             try:
@@ -499,12 +567,3 @@ class JobEngine:
             self._stop_requested.discard(active.job.id)
         self.wake()
 
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

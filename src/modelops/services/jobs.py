@@ -167,6 +167,11 @@ class JobService:
                 job_id, JobStatus.CANCELLING, actor=principal.name,
                 detail={"reason": "stop requested"},
             )
+            if job.finishing:  # its engine (maybe another server's) is registering its results
+                raise Conflict(
+                    f"job {job_id} has already ended and is registering its results; "
+                    "it can no longer be stopped"
+                )
             if job.started_at is None:  # never claimed: there is no process to wait for
                 job = uow.jobs.transition(
                     job_id, JobStatus.CANCELLED, actor=principal.name,

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 _STANDBY_DELAY = 0.005
 _STANDBY_SCRIPT = str(Path(__file__).with_name("standby.py"))
 # Variables read while Python starts: a job whose values differ cannot take a standby.
-_STARTUP_PREFIXES = ("PYTHON", "LC_", "LANG")
+_STARTUP_PREFIXES = ("PYTHON", "LC_", "LANG", "LD_", "MALLOC_", "GLIBC_")
 
 # "$1" is the exit-status file; the rest is the command, run as a child so the status of a
 # signal death is seen too (the shell reports 128 + signal number).
@@ -69,6 +69,7 @@ class _Standby:
     identity: ProcessIdentity
     ctl: Path
     startup_env: dict[str, str]
+    spawn_env: dict[str, str]  # what it was started with: the wrapper's shell adds to it
 
 
 @dataclass
@@ -163,11 +164,17 @@ class LocalExecutor:
         return ref
 
     def close(self) -> None:
-        """Let the standby interpreter go (it exits on end of input). Jobs are not touched."""
+        """Let the standby interpreter go (it exits on end of input). Jobs are not touched;
+        a later submit (the engine started again) starts using standbys again."""
         with self._lock:
+            self._closed = True
             standby, self._standby = self._standby, None
         if standby is not None:
             _dismiss(standby)
+
+    def forget(self, worker_ref: str) -> None:
+        with self._lock:
+            self._watched.pop(worker_ref, None)
 
     # ------------------------------------------------------------------ standby interpreters
 
@@ -176,11 +183,19 @@ class LocalExecutor:
         argv = spec.argv
         if len(argv) < 2 or argv[0] not in (launcher.PYTHON_PLACEHOLDER, self.python):
             return None
-        if argv[1] == "-m" and len(argv) < 3 or argv[1] != "-m" and argv[1].startswith("-"):
-            return None  # interpreter options: only a fresh start honours them
+        if argv[1] == "-m":
+            if len(argv) < 3 or argv[2].startswith("-"):
+                return None
+        elif argv[1].startswith("-") or not _plain_script(spec.workdir / argv[1]):
+            return None  # options, a folder, a zip app or a missing file: a fresh start handles them
+        if any(name.startswith(_STARTUP_PREFIXES) for name in spec.env):
+            return None  # it would change how Python starts
         with self._lock:
             standby, self._standby = self._standby, None
         if standby is None:
+            return None
+        if standby.popen.poll() is not None:  # it died: a new one is started after this job
+            _dismiss(standby)
             return None
         try:
             env = job_environment(
@@ -190,12 +205,14 @@ class LocalExecutor:
         except ValueError as exc:
             self._put_back(standby)
             raise InvalidInput(str(exc)) from exc
-        if _startup_part(env) != standby.startup_env or standby.popen.poll() is not None:
+        if _startup_part(env) != standby.startup_env:
             self._put_back(standby)
             return None
         rest = [self.python if arg == launcher.PYTHON_PLACEHOLDER else arg for arg in argv[1:]]
-        env["PWD"] = str(spec.workdir)  # as the wrapper's shell exports it to a fresh command
-        assignment = json.dumps({"argv": rest, "env": env, "cwd": str(spec.workdir)}) + "\n"
+        assignment = json.dumps({
+            "argv": rest, "env": env, "cwd": str(spec.workdir), "spawn_env": sorted(standby.spawn_env),
+        }) + "\n"
+        (standby.ctl / "job").write_text(str(spec.job_id))  # the folder is a job's from now on
         try:
             assert standby.popen.stdin is not None
             standby.popen.stdin.write(assignment.encode())
@@ -203,7 +220,6 @@ class LocalExecutor:
         except OSError:  # it died meanwhile: start the job fresh
             _dismiss(standby)
             return None
-        (standby.ctl / "job").write_text(str(spec.job_id))  # marks the folder as a job's
         return self._watch(standby.popen, standby.identity, standby.ctl)
 
     def _put_back(self, standby: _Standby) -> None:
@@ -215,6 +231,7 @@ class LocalExecutor:
 
     def _start_standby_soon(self) -> None:
         with self._lock:
+            self._closed = False
             if self._standby is not None or self._standby_starting:
                 return
             self._standby_starting = True
@@ -223,16 +240,18 @@ class LocalExecutor:
         self._reaper.call_later(_STANDBY_DELAY, self._start_standby)
 
     def _start_standby(self) -> None:
+        standby = None
         try:
-            standby = self._spawn_standby()
+            with self._lock:
+                closed = self._closed
+            if not closed:
+                standby = self._spawn_standby()
         except Exception:
             log.exception("could not start a standby interpreter; jobs start fresh")
-            standby = None
-        finally:
-            with self._lock:
-                self._standby_starting = False
         if standby is not None:
             self._put_back(standby)
+        with self._lock:
+            self._standby_starting = False
 
     def _spawn_standby(self) -> _Standby:
         ctl = self.root / f"standby-{secrets.token_hex(4)}"
@@ -246,14 +265,24 @@ class LocalExecutor:
                 start_new_session=True, close_fds=True,
             )
         identity = identify(popen.pid) or ProcessIdentity(popen.pid, time.time())
-        return _Standby(popen=popen, identity=identity, ctl=ctl, startup_env=_startup_part(env))
+        # Who holds the folder, so a sweep by another executor on this home spares a live one.
+        (ctl / "standby.json").write_text(json.dumps({"pid": identity.pid, "start": identity.create_time}))
+        return _Standby(popen=popen, identity=identity, ctl=ctl, startup_env=_startup_part(env), spawn_env=env)
 
     def _forget_unused_standbys(self) -> None:
-        """Folders of standbys that never got a job (a server stopped before using them)."""
+        """Folders of standbys that never got a job and whose process is gone (a server that
+        stopped before using them)."""
         if not self.root.is_dir():
             return
         for ctl in self.root.glob("standby-*"):
-            if not (ctl / "job").exists():
+            if (ctl / "job").exists():
+                continue  # a job's folder: released with the job
+            try:
+                holder = json.loads((ctl / "standby.json").read_text())
+                alive = is_alive(ProcessIdentity(int(holder["pid"]), float(holder["start"])))
+            except (OSError, ValueError, KeyError):
+                alive = False
+            if not alive:
                 shutil.rmtree(ctl, ignore_errors=True)
 
     def poll(self, worker_ref: str) -> ExecutorOutcome | None:
@@ -370,6 +399,15 @@ class LocalExecutor:
         )
 
 
+def _plain_script(path: Path) -> bool:
+    """A regular file that is not a zip application (Python runs those another way)."""
+    try:
+        with open(path, "rb") as source:
+            return path.is_file() and source.read(4) != b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def _startup_part(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith(_STARTUP_PREFIXES)}
 
@@ -382,7 +420,7 @@ def _dismiss(standby: _Standby) -> None:
     except OSError:
         pass
     try:
-        standby.popen.wait(timeout=5)
+        standby.popen.wait(timeout=2)
     except subprocess.TimeoutExpired:
         signal_tree(standby.identity.pid, [], signal.SIGKILL)
         standby.popen.wait()

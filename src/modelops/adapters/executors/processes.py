@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from modelops.domain.jobs import Engine
+
 # psutil derives start times from boot time and clock ticks: equal for one process, but
 # compare with a little slack rather than exactly.
 _START_TIME_SLACK = 0.05
@@ -71,3 +73,13 @@ def signal_tree(
         if is_alive(member):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(member.pid, sig)
+
+
+def this_process_started() -> float:
+    return float(psutil.Process().create_time())
+
+
+def engine_process_alive(engine: Engine) -> bool:
+    """Whether the process an engine record names is still running on this machine (the same
+    process: same pid and start time)."""
+    return is_alive(ProcessIdentity(pid=engine.pid, create_time=engine.process_started))

@@ -243,6 +243,10 @@ class RayExecutor:
         if ctl.parent == self.root:
             shutil.rmtree(ctl, ignore_errors=True)
 
+    def forget(self, worker_ref: str) -> None:
+        with self._lock:
+            self._tracked.pop(worker_ref, None)
+
     def close(self) -> None:
         """Nothing is kept ready between jobs: Ray starts each job's processes itself."""
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+_LINGER = 30.0  # seconds an idle reaper thread waits before it ends
 
 
 class Reaper:
@@ -30,8 +31,7 @@ class Reaper:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1  # a pipe while the thread runs
 
     def watch(self, popen: subprocess.Popen[bytes]) -> None:
         """Reap ``popen`` when it exits, then call ``on_exit``."""
@@ -47,38 +47,74 @@ class Reaper:
     def _nudge(self) -> None:
         with self._lock:
             if self._thread is None:
+                self._wake_r, self._wake_w = os.pipe()
+                os.set_blocking(self._wake_w, False)
                 self._thread = threading.Thread(target=self._run, daemon=True, name="job-reaper")
                 self._thread.start()
-        with contextlib.suppress(BlockingIOError):  # the pipe is full of nudges already
-            os.write(self._wake_w, b"\0")
+            with contextlib.suppress(BlockingIOError):  # the pipe is full of nudges already
+                os.write(self._wake_w, b"\0")
 
     def _run(self) -> None:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         watched: dict[int, subprocess.Popen[bytes]] = {}
         while True:
-            with self._lock:
-                new, self._new = self._new, []
-                due = self._timers[0][0] if self._timers else None
-            for popen in new:
-                try:
-                    fd = os.pidfd_open(popen.pid)
-                except OSError:  # already reaped elsewhere, or no pidfds: poll it now
-                    popen.poll()
-                    self._ended()
-                    continue
-                watched[fd] = popen
-                poller.register(fd, select.POLLIN)
-            timeout = None if due is None else max(0.0, due - time.monotonic()) * 1000
-            for fd, _mask in poller.poll(timeout):
-                if fd == self._wake_r:
-                    os.read(self._wake_r, 4096)
-                    continue
-                poller.unregister(fd)
+            idle = False
+            try:
+                idle = self._round(poller, watched)
+            except Exception:  # this thread must outlive any one child's trouble
+                log.exception("job reaper: a round failed")
+                time.sleep(0.1)
+            if idle and self._retire():
+                return
+
+    def _retire(self) -> bool:
+        """Nothing to wait for and nothing asked: end the thread (a later ask starts another)."""
+        with self._lock:
+            if self._new or self._timers:
+                return False
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
+            self._thread = None
+            return True
+
+    def _round(self, poller: select.poll, watched: dict[int, subprocess.Popen[bytes]]) -> bool:
+        """Wait for children, nudges and chores once; True if it lingered idle for nothing."""
+        with self._lock:
+            new, self._new = self._new, []
+            due = self._timers[0][0] if self._timers else None
+        for popen in new:
+            fd = _pidfd(popen)
+            if fd is None:  # no pidfds here: a thread of its own waits for it
+                threading.Thread(target=self._wait, args=(popen,), daemon=True, name="job-reaper").start()
+                continue
+            if popen.poll() is not None:  # ended (and reaped) before the pidfd was open
                 os.close(fd)
-                watched.pop(fd).poll()  # reaps it: its exit status is kept by the Popen
                 self._ended()
-            self._run_due()
+                continue
+            watched[fd] = popen
+            poller.register(fd, select.POLLIN)
+        # Idle, it lingers a while for the next job before it retires.
+        lingering = not watched and due is None
+        timeout = _LINGER if lingering else None if due is None else max(0.0, due - time.monotonic())
+        events = poller.poll(None if timeout is None else timeout * 1000)
+        if lingering and not events:
+            return True
+        for fd, _mask in events:
+            if fd == self._wake_r:
+                os.read(self._wake_r, 4096)
+                continue
+            poller.unregister(fd)
+            os.close(fd)
+            watched.pop(fd).poll()  # reaps it: its exit status is kept by the Popen
+            self._ended()
+        self._run_due()
+        return False
+
+    def _wait(self, popen: subprocess.Popen[bytes]) -> None:
+        popen.wait()
+        self._ended()
 
     def _run_due(self) -> None:
         while True:
@@ -96,3 +132,13 @@ class Reaper:
             self._on_exit()
         except Exception:
             log.exception("waking the job engine failed")
+
+
+def _pidfd(popen: subprocess.Popen[bytes]) -> int | None:
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(popen.pid))
+    except OSError:  # already reaped (the pid is gone) or pidfds unsupported by the kernel
+        return None

@@ -14,14 +14,20 @@ Reading end of file instead of a line (the server stopped or dropped this standb
 Runs inside the job's process, never in the server; it never imports anything of modelops.
 """
 
-import builtins
-import importlib.machinery
-import json
-import os
-import pkgutil  # noqa: F401  (runpy imports it to run a module: loaded while waiting)
-import runpy
 import sys
-import types
+
+# What a fresh interpreter has loaded at this point; anything this file loads on top is
+# dropped from sys.modules before the job runs, so a package's own ``types.py`` or ``json.py``
+# shadows the standard one exactly as it would in a fresh process.
+_FRESH_MODULES = frozenset(sys.modules)
+
+import builtins  # noqa: E402
+import importlib.machinery  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import pkgutil  # noqa: E402,F401  (runpy imports it to run a module: loaded while waiting)
+import runpy  # noqa: E402
+import types  # noqa: E402
 
 
 def _read_assignment() -> dict | None:  # type: ignore[type-arg]
@@ -40,14 +46,25 @@ def _run(assignment: dict) -> None:  # type: ignore[type-arg]
     os.dup2(null, 0)
     os.close(null)
     os.chdir(assignment["cwd"])
+    # The job's environment, plus what the wrapper's shell added to this process's own (PWD,
+    # and SHLVL or _ for some shells), as it adds them to a fresh command.
+    spawned = set(assignment["spawn_env"])
+    added = {name: value for name, value in os.environ.items() if name not in spawned}
+    if "PWD" in added:
+        added["PWD"] = assignment["cwd"]
     os.environ.clear()
     os.environ.update(assignment["env"])
+    os.environ.update(added)
     argv = list(assignment["argv"])
+    for name in set(sys.modules) - _FRESH_MODULES:
+        if name != "__main__":
+            del sys.modules[name]
     if argv[0] == "-m":
         # What ``python -m`` itself calls: argv[0] becomes the module's file, and the module
         # runs as ``__main__``.
         sys.argv = argv[1:]
         sys.path[0] = os.getcwd()
+        sys.modules["__main__"] = _fresh_main()  # runpy runs the module in __main__'s namespace
         runpy._run_module_as_main(argv[1], alter_argv=True)  # type: ignore[attr-defined]
         return
     # As ``python script.py``: argv as given, an absolute __file__, the script's folder first
@@ -55,15 +72,20 @@ def _run(assignment: dict) -> None:  # type: ignore[type-arg]
     script = os.path.abspath(argv[0])
     sys.argv = argv
     sys.path[0] = os.path.dirname(script)
-    main = types.ModuleType("__main__")
+    main = _fresh_main()
     main.__file__ = script
     main.__cached__ = None  # type: ignore[attr-defined]
     main.__loader__ = importlib.machinery.SourceFileLoader("__main__", script)
-    main.__builtins__ = builtins  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
     with open(script, "rb") as source:
         code = compile(source.read(), script, "exec")
     exec(code, main.__dict__)
+
+
+def _fresh_main() -> types.ModuleType:
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    return main
 
 
 def _report(exc: BaseException) -> None:
@@ -74,7 +96,11 @@ def _report(exc: BaseException) -> None:
     tb = exc.__traceback__
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) in ours:
         tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb)
+    exc.__traceback__ = tb
+    try:
+        sys.excepthook(type(exc), exc, tb)  # the job's own hook, if it set one
+    except Exception:
+        traceback.print_exception(type(exc), exc, tb)
     sys.stderr.flush()
 
 

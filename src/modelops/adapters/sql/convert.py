@@ -73,6 +73,7 @@ def job(row: t.JobRow) -> Job:
         started_at=row.started_at, ended_at=row.ended_at, worker_ref=row.worker_ref,
         exit_code=row.exit_code, signal=row.signal, error=row.error,
         result=dict(row.result or {}), engine=row.engine, work_dir=row.work_dir,
+        finishing=bool(row.finishing),
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, or_, select
+from sqlalchemy import Interval, Table, Update, bindparam, func, literal, select
 
 from modelops.adapters.sql import convert
 from modelops.adapters.sql import tables as t
@@ -191,44 +191,63 @@ class SqlJobStore(_SqlStore):
 
     # ------------------------------------------------------------------ engine ownership
 
-    def register_engine(self, *, name: str, instance: str, host: str, pid: int) -> Engine | None:
-        """Record that engine ``name`` runs now as ``instance``; return what the row held before."""
+    def _now(self) -> Any:
+        """The database's clock on PostgreSQL, so engines on machines whose clocks disagree
+        still agree on whose heartbeat is old; SQLite lives on one machine."""
+        if self._dialect() == "postgresql":
+            return func.now()
+        return t.utcnow()
+
+    def _ago(self, seconds: float) -> Any:
+        if self._dialect() == "postgresql":
+            return func.now() - literal(timedelta(seconds=seconds), type_=Interval())
+        return t.utcnow() - timedelta(seconds=seconds)
+
+    def _dialect(self) -> str:
+        bind = self.session.bind
+        return bind.dialect.name if bind is not None else ""
+
+    def lock_engine(self, name: str) -> Engine | None:
+        """The engine row of ``name``, locked until the transaction ends (None if it is new)."""
         row = self.session.get(t.EngineRow, name, populate_existing=True, with_for_update=True)
-        before = None if row is None else Engine(
-            name=row.name, instance=row.instance, host=row.host, pid=row.pid,
-            started_at=row.started_at, heartbeat_at=row.heartbeat_at,
-        )
-        at = t.utcnow()
         if row is None:
-            self.session.add(t.EngineRow(name=name, instance=instance, host=host, pid=pid,
-                                         started_at=at, heartbeat_at=at))
+            return None
+        silent = self.session.scalar(select(self._now() - t.EngineRow.heartbeat_at).where(
+            t.EngineRow.name == name)) if self._dialect() == "postgresql" else t.utcnow() - row.heartbeat_at
+        return _engine(row, silent)
+
+    def register_engine(
+        self, *, name: str, instance: str, host: str, pid: int, process_started: float
+    ) -> None:
+        """Record that engine ``name`` runs now as ``instance`` (call after ``lock_engine``)."""
+        values = {"instance": instance, "host": host, "pid": pid, "process_started": process_started,
+                  "started_at": self._now(), "heartbeat_at": self._now()}
+        if self.session.get(t.EngineRow, name) is None:
+            self.session.execute(_ENGINES.insert().values(name=name, **values))
         else:
-            row.instance, row.host, row.pid, row.started_at, row.heartbeat_at = instance, host, pid, at, at
-        self.session.flush()
-        return before
+            self.session.execute(_ENGINES.update().where(_ENGINES.c.name == name).values(**values))
 
     def beat(self, *, name: str, instance: str) -> bool:
         """Refresh the engine's heartbeat; False if another process now holds the name."""
         result = self.session.execute(
             _ENGINES.update()
             .where(_ENGINES.c.name == name, _ENGINES.c.instance == instance)
-            .values(heartbeat_at=t.utcnow())
+            .values(heartbeat_at=self._now())
         )
         return bool(getattr(result, "rowcount", 0))
 
     def engines(self) -> builtins.list[Engine]:
         rows = self.session.scalars(select(t.EngineRow).order_by(t.EngineRow.name))
-        return [Engine(name=r.name, instance=r.instance, host=r.host, pid=r.pid,
-                       started_at=r.started_at, heartbeat_at=r.heartbeat_at) for r in rows]
+        return [_engine(r, None) for r in rows]
 
     def owned(self, engine: str) -> builtins.list[Job]:
-        """Running and stopping jobs of ``engine``, and those claimed before engines had names."""
-        query = (
-            select(t.JobRow)
-            .where(t.JobRow.status.in_(_LIVE), or_(t.JobRow.engine == engine, t.JobRow.engine.is_(None)))
-            .order_by(t.JobRow.id)
+        """Running and stopping jobs of ``engine``. Jobs claimed before engines had names become
+        this engine's first (compare-and-set: one engine takes each)."""
+        self.session.execute(
+            _JOBS.update().where(_JOBS.c.engine.is_(None), _JOBS.c.status.in_(_LIVE)).values(engine=engine)
         )
-        return [convert.job(r) for r in self.session.scalars(query)]
+        query = select(t.JobRow).where(t.JobRow.status.in_(_LIVE), t.JobRow.engine == engine).order_by(t.JobRow.id)
+        return [convert.job(r) for r in self.session.scalars(query, execution_options={"populate_existing": True})]
 
     def still_owned(self, engine: str, job_ids: Sequence[int]) -> set[int]:
         if not job_ids:
@@ -236,29 +255,59 @@ class SqlJobStore(_SqlStore):
         query = select(t.JobRow.id).where(t.JobRow.id.in_(list(job_ids)), t.JobRow.engine == engine)
         return set(self.session.scalars(query))
 
-    def orphaned(self, *, engine: str, lost_before: datetime) -> builtins.list[Job]:
-        """Running and stopping jobs of other engines that stopped beating before ``lost_before``
-        (or that no engine row names)."""
-        alive = select(t.EngineRow.name).where(t.EngineRow.heartbeat_at >= lost_before)
+    def _alive_engines(self, lost_after: float) -> Any:
+        return select(_ENGINES.c.name).where(_ENGINES.c.heartbeat_at >= self._ago(lost_after))
+
+    def orphaned(self, *, engine: str, lost_after: float) -> builtins.list[Job]:
+        """Running and stopping jobs of other engines silent for ``lost_after`` seconds (or that
+        no engine row names)."""
         query = (
             select(t.JobRow)
             .where(
                 t.JobRow.status.in_(_LIVE), t.JobRow.engine.is_not(None), t.JobRow.engine != engine,
-                t.JobRow.engine.not_in(alive),
+                t.JobRow.engine.not_in(self._alive_engines(lost_after)),
             )
             .order_by(t.JobRow.id)
         )
         return [convert.job(r) for r in self.session.scalars(query)]
 
-    def adopt(self, job_id: int, *, from_engine: str, to_engine: str) -> Job | None:
-        """Compare-and-set the job's engine: the one adopter of a lost engine's job wins."""
+    def adopt(self, job_id: int, *, from_engine: str, to_engine: str, lost_after: float) -> Job | None:
+        """Compare-and-set the job's engine, if its engine is still silent: one adopter wins."""
         row = self.session.execute(
             _JOBS.update()
-            .where(_JOBS.c.id == job_id, _JOBS.c.engine == from_engine, _JOBS.c.status.in_(_LIVE))
+            .where(_JOBS.c.id == job_id, _JOBS.c.engine == from_engine, _JOBS.c.status.in_(_LIVE),
+                   _JOBS.c.engine.not_in(self._alive_engines(lost_after)))
             .values(engine=to_engine)
             .returning(*_JOB_COLUMNS)
         ).one_or_none()
         return None if row is None else convert.job(cast(t.JobRow, row))
+
+    def forget_engines(self, *, silent_for: float) -> int:
+        """Delete the rows of engines silent that long that hold no running job."""
+        holding = select(_JOBS.c.engine).where(_JOBS.c.status.in_(_LIVE), _JOBS.c.engine.is_not(None))
+        result = self.session.execute(
+            _ENGINES.delete().where(_ENGINES.c.heartbeat_at < self._ago(silent_for),
+                                    _ENGINES.c.name.not_in(holding))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def record_worker(self, job_id: int, *, engine: str, worker_ref: str) -> bool:
+        """Store the worker of a job this engine still holds; False if another engine has it."""
+        result = self.session.execute(
+            _JOBS.update()
+            .where(_JOBS.c.id == job_id, _JOBS.c.engine == engine, _JOBS.c.status.in_(_LIVE))
+            .values(worker_ref=worker_ref)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def mark_finishing(self, job_id: int) -> bool:
+        """Compare-and-set on a running job: from now on its results are being registered and a
+        stop is refused. False if the job is no longer running (a stop got there first)."""
+        result = self.session.execute(
+            _JOBS.update().where(_JOBS.c.id == job_id, _JOBS.c.status == JobStatus.RUNNING.value)
+            .values(finishing=True)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     def events(self, job_id: int) -> builtins.list[JobEvent]:
         self._row(job_id)
@@ -325,6 +374,12 @@ class SqlJobStore(_SqlStore):
         if min_level is not None:
             query = query.where(t.JobLogRow.level.in_([lv.value for lv in _LEVELS if lv.rank >= min_level.rank]))
         return [convert.log_line(r) for r in self.session.scalars(query)]
+
+
+def _engine(row: t.EngineRow, silent: timedelta | None) -> Engine:
+    return Engine(name=row.name, instance=row.instance, host=row.host, pid=row.pid,
+                  process_started=row.process_started, started_at=row.started_at, heartbeat_at=row.heartbeat_at,
+                  silent_seconds=None if silent is None else silent.total_seconds())
 
 
 def _missing(job_id: int) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -164,6 +165,9 @@ class JobRow(Base):
     # engine adopting the job after its owner is lost finds the folder there.
     engine: Mapped[str | None] = mapped_column(String(255), nullable=True)
     work_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set by the owning engine, by compare-and-set on a running job, before it registers the
+    # job's results: from then on a stop is refused (whichever server it reaches).
+    finishing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class EngineRow(Base):
@@ -174,6 +178,7 @@ class EngineRow(Base):
     instance: Mapped[str] = mapped_column(String(64))  # new at every start of the process
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    process_started: Mapped[float] = mapped_column(Float)  # the process's start time (its identity)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 

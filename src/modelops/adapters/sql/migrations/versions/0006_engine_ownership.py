@@ -1,4 +1,5 @@
-"""engine ownership: which engine runs each job, and each engine's heartbeat
+"""engine ownership: which engine runs each job, and each engine's heartbeat; a job's
+"registering its results" mark, which a stop through any server respects
 
 Revision ID: 0006
 Revises: 0005
@@ -22,6 +23,7 @@ def upgrade() -> None:
         sa.Column("instance", sa.String(length=64), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("process_started", sa.Float(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
@@ -29,10 +31,12 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("engine", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("work_dir", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("finishing", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("finishing")
         batch.drop_column("work_dir")
         batch.drop_column("engine")
     op.drop_table("engines")
