@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/batch_predict.py [--rows 1000000] [--chunk-rows 50000]
                                             [--memory-rows 1600000] [--trees 10]
+                                            [--ray | --no-ray] [--ray-node-cpus 1]
 
 Same model (a scikit-learn random forest in an ML package's main.py), same Parquet file.
 
@@ -14,19 +15,28 @@ Same model (a scikit-learn random forest in an ML package's main.py), same Parqu
    program the job runs) on a file ``--memory-rows`` long and on one 8 × shorter, both many times
    the chunk budget. Flat memory means a ratio near 1; the hand-written script's ratio shows
    what reading everything at once costs.
+3. Ray (``--ray``, the default; ``--no-ray`` runs 1 and 2 alone): the same job on the Ray
+   executor, its chunks scored as Ray tasks, on a cluster of one node then two
+   (``ray.cluster_utils.Cluster`` on loopback, ``--ray-node-cpus`` CPUs each), as throughput
+   ratios against the local executor's job of part 1. Best of two each.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -124,8 +134,8 @@ def run_measured(argv: list[str]) -> tuple[float, int]:
     return took, int(done.stdout.split()[-1]) * 1024  # kilobytes on Linux
 
 
-def platform(home: Path, package: Path, data: Path, chunk_rows: int) -> Container:
-    container = build_container(Settings(home=home, max_concurrent_jobs=2))
+def platform(home: Path, package: Path, data: Path, chunk_rows: int, **settings: Any) -> Container:
+    container = build_container(Settings(home=home, max_concurrent_jobs=2, **settings))
     container.start_background()
     container.projects.create(principal=USER, name="bench")
     pack_zip(package, home / "forest.zip")
@@ -160,12 +170,86 @@ def job_seconds(container: Container) -> tuple[float, float]:
     return took, (job.ended_at - job.started_at).total_seconds()
 
 
+def free_port(taken: set[int]) -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port != 6379 and port not in taken:  # 6379 is Redis's, and Ray's default
+            taken.add(port)
+            return port
+
+
+@contextlib.contextmanager
+def ray_cluster(node_cpus: int) -> Iterator[tuple[Any, str]]:
+    """A one-node Ray cluster on loopback (add nodes with ``cluster.add_node``); yields the
+    cluster and its Jobs API address. Stops only the processes it started."""
+    import httpx
+    import psutil
+    from ray.cluster_utils import Cluster
+
+    temp_dir = tempfile.mkdtemp(prefix="mo-bench-", dir="/tmp")  # short: unix socket paths
+    saved = {name: os.environ.get(name) for name in ("RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED",
+                                                     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    os.environ.update({"RAY_TMPDIR": temp_dir, "RAY_USAGE_STATS_ENABLED": "0",
+                       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    taken: set[int] = set()
+    gcs_port, dashboard_port = free_port(taken), free_port(taken)
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "gcs_server_port": gcs_port, "node_ip_address": "127.0.0.1", "num_cpus": node_cpus,
+        "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+    })
+    try:
+        address = f"http://127.0.0.1:{dashboard_port}"
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{address}/api/jobs/", timeout=5).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("the Ray head's Jobs API did not answer within 120 s")
+            time.sleep(0.25)
+        yield cluster, address
+    finally:
+        ours = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
+        cluster.shutdown()
+        _, alive = psutil.wait_procs(ours, timeout=10)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def ray_column(root: Path, package: Path, data: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Best submit → completed seconds of the job on a one-node, then a two-node cluster."""
+    best: dict[str, float] = {}
+    with ray_cluster(args.ray_node_cpus) as (cluster, address):
+        container = platform(root / "ray-home", package, data, args.chunk_rows, executor="ray", ray_address=address)
+        try:
+            best["1 node"] = min(job_seconds(container)[0] for _ in range(2))
+            cluster.add_node(num_cpus=args.ray_node_cpus, node_ip_address="127.0.0.1")
+            cluster.wait_for_nodes(timeout=120)
+            best["2 nodes"] = min(job_seconds(container)[0] for _ in range(2))
+        finally:
+            container.close()
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=50_000)
     parser.add_argument("--memory-rows", type=int, default=1_600_000)
     parser.add_argument("--trees", type=int, default=10)
+    parser.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure the job on the Ray executor, one node then two (default: on)")
+    parser.add_argument("--ray-node-cpus", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         root = Path(tmp)
@@ -190,6 +274,14 @@ def main() -> None:
         print(f"  batch job (submit → completed) / hand-written script: {job_rate / script_rate:.2f}x "
               f"(target ≥ 0.80x; {job_rate:,.0f} vs {script_rate:,.0f} rows/s)")
         print(f"  batch job, claimed → completed only / script:      {inside_rate / script_rate:.2f}x")
+        if args.ray:
+            ray_best = ray_column(root, package, data, args)
+            print(f"Ray executor, chunks scored as Ray tasks ({args.ray_node_cpus} CPU(s) per node), "
+                  "submit → completed, against the local executor's job")
+            print(f"  local executor: {job_rate:,.0f} rows/s (1.00x)")
+            for label, seconds in ray_best.items():
+                rate = args.rows / seconds
+                print(f"  Ray, {label}: {rate:,.0f} rows/s ({rate / job_rate:.2f}x)")
 
         big = make_parquet(root / "big.parquet", args.memory_rows)
         small = make_parquet(root / "small.parquet", args.memory_rows // 8)

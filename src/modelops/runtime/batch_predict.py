@@ -14,6 +14,12 @@ again, so a large file never needs a type declared by hand.
 
 Drift (``runtime.drift``) is measured against the version's reference statistics on a uniform
 random sample of at most ``--drift-sample`` rows (all rows when fewer).
+
+On a Ray cluster (the Ray executor says so in the job's environment: ``runtime.ray_scoring``)
+this process is the driver: it reads, writes and samples as above, while each chunk is scored
+by a Ray task, a bounded number at once, the results written strictly in input order. The
+model is then loaded in the cluster's worker processes only, once per process. There is no
+fallback: a job told it runs on Ray that cannot join the cluster fails, saying why.
 """
 
 from __future__ import annotations
@@ -24,16 +30,25 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.runtime.model_import import run_step, write_json_atomically
+from modelops.runtime.ray_scoring import (
+    ChunkScorer,
+    RayPlacement,
+    ScoredChunk,
+    placement_from_environment,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+
+# Chunks in, their results out in the same order: scored here, or as Ray tasks.
+Scoring = Callable[[Iterable[tuple["pa.Table", Path]]], Iterator[ScoredChunk]]
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 DEFAULT_CHUNK_ROWS = 50_000
@@ -226,35 +241,80 @@ def score_stream(
 
     started = time.monotonic()
     files = data_files(data)
-    model = load_model(model_dir, spec)
-    print(f"model loaded ({model.format}); scoring {len(files)} file(s) in chunks of {chunk_rows:,} rows",
-          flush=True)
+    placement = placement_from_environment()
+    ray_scorer: ChunkScorer | None = None
+    if placement is None:
+        model = load_model(model_dir, spec)
+        print(f"model loaded ({model.format}); scoring {len(files)} file(s) in chunks of {chunk_rows:,} rows",
+              flush=True)
+        score = _local_scoring(model, job_id, chunk_rows)
+    else:
+        ray_scorer = _ray_scorer(placement, model_dir, spec, job_id, chunk_rows)
+        print(f"scoring {len(files)} file(s) in chunks of {chunk_rows:,} rows as Ray tasks on the cluster at "
+              f"{ray_scorer.describe()}", flush=True)
+        score = ray_scorer.scored
     types: dict[str, pa.DataType] = {}
-    for _attempt in range(1000):
-        try:
-            result = _score_once(model, files, data, out, job_id, chunk_rows, types, reference, drift_sample)
-        except _Widen as widen:
-            current = types.get(widen.column, pa.null())
-            nxt = wider(current) if widen.column in types else pa.float64()
-            if nxt is None:
-                raise ModelError(f"column {widen.column!r} cannot be read with one type") from None
-            types[widen.column] = nxt
-            print(f"column {widen.column!r} holds values of a wider type further down: "
-                  f"reading again with it as {nxt}", flush=True)
-            continue
-        result["elapsed_seconds"] = round(time.monotonic() - started, 3)
-        return result
+    try:
+        for _attempt in range(1000):
+            try:
+                result = _score_once(score, files, data, out, job_id, chunk_rows, types, reference, drift_sample,
+                                     ray_scorer)
+            except _Widen as widen:
+                current = types.get(widen.column, pa.null())
+                nxt = wider(current) if widen.column in types else pa.float64()
+                if nxt is None:
+                    raise ModelError(f"column {widen.column!r} cannot be read with one type") from None
+                types[widen.column] = nxt
+                print(f"column {widen.column!r} holds values of a wider type further down: "
+                      f"reading again with it as {nxt}", flush=True)
+                continue
+            result["elapsed_seconds"] = round(time.monotonic() - started, 3)
+            return result
+    finally:
+        if ray_scorer is not None:  # before the error line, so nothing of Ray's follows it
+            ray_scorer.close()
     raise ModelError("the data's column types could not be settled")
 
 
+def _local_scoring(model: Any, job_id: int, chunk_rows: int) -> Scoring:
+    def score(chunks: Iterable[tuple[pa.Table, Path]]) -> Iterator[ScoredChunk]:
+        from modelops.runtime.scoring import predict_in_chunks
+
+        for table, rel in chunks:
+            frame = table.to_pandas()
+            prediction = predict_in_chunks(model, frame, chunk_rows=chunk_rows)
+            yield ScoredChunk(rel=rel, table=table, scored=scored_table(table, prediction, job_id),
+                              values=prediction.values, frame=frame)
+
+    return score
+
+
+def _ray_scorer(placement: RayPlacement, model_dir: Path, spec: dict[str, Any], job_id: int,
+                chunk_rows: int) -> ChunkScorer:
+    from modelops.runtime.scoring import ModelError
+
+    if placement.workdir_mode != "shared":
+        # Its arguments are the server's paths and its predictions file must come back to the
+        # server: neither holds when only a copy of the job's folder travels to the node.
+        raise ModelError(
+            f"batch prediction on Ray needs the shared working-folder mode (MODELOPS_RAY_WORKDIR_MODE="
+            f"shared); in {placement.workdir_mode!r} mode its predictions would stay on the Ray node"
+        )
+    scorer = ChunkScorer(placement=placement, model_dir=model_dir, spec=spec, job_id=job_id,
+                         chunk_rows=chunk_rows)
+    scorer.connect()
+    return scorer
+
+
 def _score_once(
-    model: Any, files: list[Path], root: Path, out: Path, job_id: int, chunk_rows: int,
+    score: Scoring, files: list[Path], root: Path, out: Path, job_id: int, chunk_rows: int,
     types: dict[str, pa.DataType], reference: dict[str, Any] | None, drift_sample: int,
+    ray_scorer: ChunkScorer | None,
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from modelops.runtime.drift import compute_drift
-    from modelops.runtime.scoring import ModelError, predict_in_chunks
+    from modelops.runtime.scoring import ModelError
 
     features = list((reference or {}).get("features") or {})
     sample: DriftSample | None = None
@@ -263,10 +323,8 @@ def _score_once(
     rows, last_report = 0, time.monotonic()
     columns: list[str] = []
     try:
-        for table, rel in _chunks(files, root, chunk_rows, types):
-            frame = table.to_pandas()
-            prediction = predict_in_chunks(model, frame, chunk_rows=chunk_rows)
-            scored = scored_table(table, prediction, job_id)
+        for chunk in score(_chunks(files, root, chunk_rows, types)):
+            table, rel, scored = chunk.table, chunk.rel, chunk.scored
             if writer is None:
                 writer = pq.ParquetWriter(part, scored.schema, use_dictionary=text_columns(scored.schema))
                 columns = scored.column_names
@@ -276,9 +334,10 @@ def _score_once(
                 raise ModelError(f"the predictions for {rel} changed type from the first chunk: {exc}") from exc
             writer.write_table(scored)
             if reference is not None:
+                frame = chunk.frame if chunk.frame is not None else table.to_pandas()
                 if sample is None:
                     sample = DriftSample([f for f in features if f in frame.columns], drift_sample)
-                sample.add(frame, prediction.values)
+                sample.add(frame, chunk.values)
             rows += len(table)
             if time.monotonic() - last_report >= PROGRESS_SECONDS:
                 print(f"scored {rows:,} rows", flush=True)
@@ -293,6 +352,8 @@ def _score_once(
             writer.close()
         part.unlink(missing_ok=True)
     print(f"scored {rows:,} rows in all; predictions written", flush=True)
+    if ray_scorer is not None:
+        print(ray_scorer.report(), flush=True)
     drift = None
     if reference is not None and sample is not None and sample.frame is not None:
         drift = compute_drift(reference, sample.frame, predictions=sample.predictions)

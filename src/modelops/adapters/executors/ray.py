@@ -17,6 +17,11 @@ Two ways to give the job its folder:
 - ``upload``: the job's folder is shipped as ``runtime_env.working_dir``. Outputs written by
   the job stay on the Ray node, so this suits only jobs whose results are not files
   (see docs/scale-out.md); requirements become ``runtime_env.pip``.
+
+The job's command is also told that it runs on Ray: ``MODELOPS_RAY_WORKDIR`` (the mode above),
+``MODELOPS_RAY_CLUSTER`` (the address for ``ray.init``) and Ray's own job configuration, so a
+``ray.init`` in the job joins this Ray job (``runtime.ray_scoring``; the local executor sets
+none of them).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from modelops.adapters.executors import ray_entry
 from modelops.adapters.executors.environment import job_environment
 from modelops.domain.errors import InvalidInput, ModelOpsError
 from modelops.ports import ExecutorOutcome, JobSpec, LogBatch
-from modelops.runtime import launcher
+from modelops.runtime import launcher, ray_scoring
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +129,13 @@ class RayExecutor:
             runtime_env["working_dir"] = str(spec.workdir)
             if spec.requirements is not None:
                 runtime_env["pip"] = str(spec.requirements)
+        # The job may use the cluster itself (batch prediction scores its chunks as Ray tasks):
+        # it is told the folder mode here and, by the entry script, the cluster's address.
+        env[ray_scoring.WORKDIR_VARIABLE] = self.workdir_mode
         keep = sorted(env) if shared else [*sorted(env), "PATH"]
         runtime_env["env_vars"] = env
         entry = {"argv": command, "keep": keep, "cwd": str(spec.workdir) if shared else "",
-                 "private_tmp": not shared, "say": say}
+                 "private_tmp": not shared, "say": say, "from_ray": ray_scoring.FROM_RAY}
         placement: dict[str, Any] = {} if self.job_cpus is None else {"entrypoint_num_cpus": self.job_cpus}
         try:
             for attempt in range(_SUBMIT_ATTEMPTS):

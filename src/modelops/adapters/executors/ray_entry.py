@@ -2,7 +2,8 @@
 
 Ray merges a job's stdout and stderr into one log and starts it with the environment of the
 Ray node. This small script restores what the local executor gives a job: it runs the job's
-command with exactly the allow-listed variables, in the job's folder, and prefixes each output
+command with exactly the allow-listed variables (plus the few of Ray's that tell the job where
+its cluster is: ``from_ray``), in the job's folder, and prefixes each output
 line with a marker telling its stream, so the executor can split the Ray log back into
 stdout and stderr. It exits with the command's status (128 + n for a death by signal n).
 
@@ -54,6 +55,11 @@ def _pump(fd: int, mark: str) -> None:
 def main(spec_text: str) -> int:
     spec = json.loads(spec_text)
     env = {name: os.environ[name] for name in spec["keep"] if name in os.environ}
+    # What Ray tells the entrypoint about its cluster (its address, the Ray job's configuration,
+    # how a loopback cluster is reached), under the names the executor gives; nothing else.
+    for name, source in spec.get("from_ray", {}).items():
+        if source in os.environ:
+            env[name] = os.environ[source]
     private = tempfile.mkdtemp(prefix="modelops-job-") if spec.get("private_tmp") else None
     if private is not None:  # the server's folders do not exist on a remote node
         env["HOME"] = env["TMPDIR"] = private
