@@ -185,3 +185,88 @@ def test_upload_mode_ships_the_working_folder_and_keeps_the_allow_list(
         assert not Path(seen["env"]["HOME"]).is_relative_to(container.settings.work_dir)
     finally:
         close_engine_container(container)
+
+
+class _LossyProxy:
+    """A real HTTP proxy in front of the Jobs API that forwards the first job submission to Ray
+    and then drops the connection instead of answering, as a network cut would; or, with
+    ``hang``, accepts connections and never answers anything."""
+
+    def __init__(self, target: str, *, hang: bool = False) -> None:
+        import http.server
+        import socketserver
+        import threading
+
+        import httpx
+
+        proxy = self
+        self.dropped = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                if hang:
+                    time.sleep(30)
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.request(self.command, target + self.path, content=body, headers=headers, timeout=60)
+                if self.command == "POST" and self.path.rstrip("/") == "/api/jobs" and proxy.dropped == 0:
+                    proxy.dropped += 1
+                    self.close_connection = True  # Ray has the job; its answer is lost
+                    return
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_DELETE = _forward  # noqa: N815
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_submission_whose_answer_is_lost_is_tracked_not_orphaned(
+    tmp_path: Path, ray_head: RayHead  # noqa: F811
+) -> None:
+    proxy = _LossyProxy(ray_head.address)
+    home = tmp_path / "home"
+    container = engine_container(home, f"sqlite:///{tmp_path / 'meta.db'}", executor="ray",
+                                 ray_address=proxy.address)  # the cluster, through the lossy proxy
+    try:
+        upload_fixture_package(container, tmp_path)
+        job = run_script(container, "print")
+        ended = wait_terminal(container, job.id, timeout=120)
+        assert proxy.dropped == 1  # the submission's answer really was lost
+        assert ended.status is JobStatus.COMPLETED, ended.error
+        assert "hello from the job" in log_texts(container, job.id)
+        assert len(ray_jobs_of(ray_head, job.id)) <= 1  # one Ray job, watched to its end
+    finally:
+        close_engine_container(container)
+        proxy.close()
+
+
+def test_a_jobs_api_that_never_answers_times_out(tmp_path: Path) -> None:
+    proxy = _LossyProxy("http://127.0.0.1:9", hang=True)
+    try:
+        executor = RayExecutor(address=proxy.address, root=tmp_path / "executor",
+                               envs_root=tmp_path / "envs", request_timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(Exception, match="(?i)timed? ?out"):
+            executor.client.get_job_info("modelops-1-abc")
+        assert time.monotonic() - started < 20  # bounded by the timeout, not by the server
+    finally:
+        proxy.close()

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     ray_workdir_mode: str = "shared"  # "shared" (same path on every node) or "upload"
     ray_job_cpus: float | None = None  # CPUs a job reserves on Ray (spreads jobs over nodes)
     ray_python: str | None = None  # the interpreter on the Ray nodes (default: ours if shared)
+    ray_request_timeout: float = 30.0  # seconds for any one call to Ray's Jobs API
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2)
     default_job_timeout: float | None = None
     job_standby: bool = True  # local executor: keep a Python interpreter started ahead for the next job

@@ -24,6 +24,6 @@ def build_executor(settings: Settings) -> Executor:
             address=settings.ray_address, root=settings.work_dir / "executor",
             envs_root=settings.work_dir / "envs", workdir_mode=settings.ray_workdir_mode,
             job_cpus=settings.ray_job_cpus,
-            python=settings.ray_python,
+            python=settings.ray_python, request_timeout=settings.ray_request_timeout,
         )
     raise InvalidInput(f"unknown executor {settings.executor!r}: use 'local' or 'ray'")

@@ -27,6 +27,7 @@ none of them).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -71,7 +72,7 @@ class RayExecutor:
     def __init__(
         self, *, address: str, root: Path, envs_root: Path, workdir_mode: str = "shared",
         python: str | None = None, uv: str | None = None, log_interval: float = 0.2,
-        job_cpus: float | None = None, client: Any = None,
+        job_cpus: float | None = None, client: Any = None, request_timeout: float = 30.0,
     ) -> None:
         if workdir_mode not in WORKDIR_MODES:
             raise InvalidInput(f"unknown Ray working-folder mode {workdir_mode!r}: use 'shared' or 'upload'")
@@ -88,6 +89,10 @@ class RayExecutor:
         self.job_cpus = job_cpus
         self._client = client
         self._client_lock = threading.Lock()
+        # Every call to the Jobs API ends within this: the engine's loop calls poll and
+        # stream_logs, and a cluster that accepts connections but never answers must not stall
+        # every other job's logs and stops.
+        self.request_timeout = request_timeout
         self._tracked: dict[str, _Tracked] = {}
         self._lock = threading.Lock()
         self._wake: Callable[[], None] = lambda: None
@@ -147,6 +152,8 @@ class RayExecutor:
                     )
                     break
                 except Exception as exc:
+                    if not _answered(exc) and self._accepted(submission_id):
+                        break  # Ray took the job but its answer was lost: it runs, so track it
                     # A head that has just started (or lost its agent) refuses jobs for a few
                     # seconds without having created one: the same submission id is retried.
                     if "No available agent" not in str(exc) or attempt == _SUBMIT_ATTEMPTS - 1:
@@ -159,6 +166,23 @@ class RayExecutor:
         with self._lock:
             self._tracked[ref] = _Tracked(submission_id=submission_id, ctl=ctl)
         return ref
+
+    def _accepted(self, submission_id: str) -> bool:
+        """After a submit whose answer never came: whether Ray has the job after all (asked a
+        few times, as the cluster may be briefly unreachable)."""
+        for _attempt in range(5):
+            try:
+                self.client.get_job_info(submission_id)
+                return True
+            except Exception as exc:
+                if _not_found(exc):
+                    return False
+                time.sleep(1.0)
+        # Still unknown: refuse the job rather than run it untracked. Should Ray have it, the
+        # stop below ends it (best effort: the cluster is not answering).
+        with contextlib.suppress(Exception):
+            self.client.stop_job(submission_id)
+        return False
 
     def poll(self, worker_ref: str) -> ExecutorOutcome | None:
         tracked = self._get(worker_ref)
@@ -265,9 +289,7 @@ class RayExecutor:
         """Built on first use: a server configured for Ray still starts while Ray is down."""
         with self._client_lock:
             if self._client is None:
-                from ray.job_submission import JobSubmissionClient
-
-                self._client = JobSubmissionClient(self.address)
+                self._client = _timed_client(self.address, self.request_timeout)
             return self._client
 
     @property
@@ -345,6 +367,26 @@ def _pieces(text: str) -> list[str]:
     # A progress bar rewrites its line with carriage returns: keep what a terminal shows.
     text = text.rstrip("\r").rsplit("\r", 1)[-1]
     return [text[i:i + _MAX_LINE] for i in range(0, max(len(text), 1), _MAX_LINE)]
+
+
+def _timed_client(address: str, timeout: float) -> Any:
+    """Ray's Jobs API client with a timeout on each HTTP request (it has none of its own)."""
+    from ray.job_submission import JobSubmissionClient
+
+    class TimedClient(JobSubmissionClient):  # type: ignore[misc]
+        def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", timeout)
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return TimedClient(address)
+
+
+def _answered(exc: Exception) -> bool:
+    """Whether the Jobs API answered (with an error) rather than the request being lost: a
+    lost request (no connection, a timeout, a dropped answer) may still have reached Ray."""
+    import requests
+
+    return not isinstance(exc, (requests.ConnectionError, requests.Timeout))
 
 
 def _not_found(exc: Exception) -> bool:
