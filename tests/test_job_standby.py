@@ -98,8 +98,14 @@ def run(container: Container, *command: str, expect_standby: bool | None = None)
 
 
 def _standby_ready(container: Container) -> bool:
-    standby = getattr(container.executor, "_standby", None)
+    standby = current_standby(container)
     return standby is not None and standby.popen.poll() is None
+
+
+def current_standby(container: Container) -> Any:
+    """The interpreter the executor keeps ready (a peek at its pool), or None."""
+    pool = getattr(container.executor, "_standbys", None)
+    return None if pool is None else pool._standby
 
 
 def took_standby(container: Container, job: Job) -> bool:
@@ -180,14 +186,14 @@ def test_jobs_whose_start_differs_start_fresh_and_the_standby_ends_with_the_engi
         optimized = run(container, "python", "-O", "probe.py", expect_standby=False)
         assert optimized.status is JobStatus.COMPLETED
         # A standby that died is dropped: that job starts fresh and a new standby follows.
-        dead = getattr(container.executor, "_standby", None)
+        dead = current_standby(container)
         assert dead is not None
         psutil.Process(dead.identity.pid).kill()
         dead.popen.wait(timeout=10)
         assert not took_standby(container, run(container, "python", "probe.py"))
         run(container, "python", "probe.py", expect_standby=True)
         wait_for(lambda: _standby_ready(container), what="a standby interpreter", timeout=60)
-        standby = getattr(container.executor, "_standby", None)
+        standby = current_standby(container)
         assert standby is not None and standby is not dead
         pid = standby.identity.pid
         assert psutil.pid_exists(pid)
@@ -198,4 +204,4 @@ def test_jobs_whose_start_differs_start_fresh_and_the_standby_ends_with_the_engi
         assert time.monotonic() < deadline, "the standby outlived its engine"
         time.sleep(0.05)
     time.sleep(0.3)  # a standby start scheduled before the close must not bring one back
-    assert getattr(container.executor, "_standby", None) is None
+    assert current_standby(container) is None

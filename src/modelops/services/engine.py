@@ -22,10 +22,7 @@ as lost. A server restarted under the same name takes its jobs back at once.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +34,7 @@ from typing import Any
 from modelops.domain.errors import Conflict, InvalidInput, ModelOpsError
 from modelops.domain.jobs import Engine, Job, JobStatus, LogLevel
 from modelops.ports import Executor, ExecutorOutcome, JobSpec, UnitOfWorkFactory
+from modelops.services.engine_membership import EngineMembership
 from modelops.services.job_kinds import JobKindRegistry
 from modelops.services.job_records import (
     ENDING,
@@ -58,25 +56,13 @@ class JobEngine:
         heartbeat: float = 5.0, lost_after: float = 60.0,
         holds_name: Callable[[Engine], bool] | None = None, process_started: float = 0.0,
     ) -> None:
-        if lost_after < 2 * heartbeat:
-            raise InvalidInput(
-                f"engine_lost_after ({lost_after:g} s) must be at least twice engine_heartbeat "
-                f"({heartbeat:g} s): a live engine would otherwise look lost between two beats"
-            )
         self.uow = uow
         self.name = name
-        self.instance = secrets.token_hex(8)  # this run of the process, under the stable name
-        self.heartbeat = heartbeat
-        self.lost_after = lost_after
-        # Whether the process an engine record names is still that engine, on this host
-        # (bootstrap passes a check by pid and process start time).
-        self._holds_name = holds_name or (lambda _engine: True)
-        self._process_started = process_started  # this process's start time, recorded with it
-        self._beating_since: float | None = None  # the heartbeat's current unbroken run
+        self.membership = EngineMembership(
+            uow=uow, name=name, heartbeat=heartbeat, lost_after=lost_after, held=self._held_ids,
+            let_go=self._let_go, holds_name=holds_name, process_started=process_started,
+        )
         self._last_adoption = 0.0
-        self._displaced = False
-        self._heart: threading.Thread | None = None
-        self._heart_stop = threading.Event()
         self.executor = executor
         self.registry = registry
         self.jobs_dir = jobs_dir
@@ -106,13 +92,10 @@ class JobEngine:
         if self._thread is not None:
             return
         self._stopping.clear()
-        self._displaced = False
-        self._register()
-        # The heartbeat has a thread of its own: however long the loop or the recovery below
-        # takes, this engine never looks lost to the others while its process lives.
-        self._heart_stop.clear()
-        self._heart = threading.Thread(target=self._heartbeat, name="job-engine-heartbeat", daemon=True)
-        self._heart.start()
+        self.membership.register()
+        # Beating from now on: however long the recovery below takes, this engine never looks
+        # lost to the others while its process lives.
+        self.membership.start_heartbeat()
         self._pool = ThreadPoolExecutor(
             max_workers=2 * self.max_concurrent + 2, thread_name_prefix="job-engine"
         )
@@ -134,10 +117,7 @@ class JobEngine:
         # here would leave claimed jobs with no process, failed as lost at the next start.
         self._pool.shutdown(wait=True)
         self._pool = None
-        self._heart_stop.set()
-        if self._heart is not None:
-            self._heart.join(timeout=30)
-            self._heart = None
+        self.membership.stop_heartbeat()
         if kill_running:
             self._kill_all()
         self.executor.close()
@@ -204,11 +184,11 @@ class JobEngine:
                 self._stopping.wait(1.0)
 
     def _tick(self) -> None:
-        if self._displaced:
+        if self.membership.displaced:
             return
         if self._stop_pending.is_set():  # a stop was just asked for: it goes first
             self._scan_stops()
-        if time.monotonic() - self._last_adoption >= self.heartbeat:
+        if time.monotonic() - self._last_adoption >= self.membership.heartbeat:
             self._last_adoption = time.monotonic()
             self._adopt_orphans()
         self._claim()
@@ -261,7 +241,7 @@ class JobEngine:
         this thread if asked: one thread handover less between submit and start)."""
         here: ActiveJob | None = None
         with self._claim_lock:
-            while not self._stopping.is_set() and not self._displaced:
+            while not self._stopping.is_set() and not self.membership.displaced:
                 with self._lock:
                     # A job whose process has ended no longer holds a slot while it is recorded.
                     busy = sum(1 for a in self._active.values() if a.phase != ENDING)
@@ -461,55 +441,9 @@ class JobEngine:
 
     # ------------------------------------------------------------------ ownership
 
-    def _register(self) -> None:
-        """Record this engine under its name, refusing a name a live process still holds."""
-        host, pid = socket.gethostname(), os.getpid()
-        with self.uow() as uow:  # check and record in one transaction, on the locked row
-            before = uow.jobs.lock_engine(self.name)
-            if before is not None and self._held_elsewhere(before, host, pid):
-                raise ModelOpsError(
-                    f"the job engine name {self.name!r} is held by process {before.pid} on "
-                    f"{before.host} (last heartbeat {before.silent_seconds or 0:.0f} s ago): give each "
-                    "server its own MODELOPS_ENGINE_NAME (or home), or wait until that one has stopped"
-                )
-            uow.jobs.register_engine(name=self.name, instance=self.instance, host=host, pid=pid,
-                                     process_started=self._process_started)
-        self._beating_since = time.monotonic()
-
-    def _held_elsewhere(self, before: Engine, host: str, pid: int) -> bool:
-        if before.silent_seconds is not None and before.silent_seconds >= self.lost_after:
-            return False  # silent long enough to be lost: its jobs are up for adoption anyway
-        if before.host != host:
-            return True  # another machine's engine beat recently: it cannot be checked from here
-        if before.pid == pid:
-            return False  # this process, or a dead one whose pid it now has (a restarted container)
-        return self._holds_name(before)
-
-    def _heartbeat(self) -> None:
-        while not self._heart_stop.wait(self.heartbeat):
-            try:
-                self._beat()
-            except Exception:  # the database is unreachable: the run of beats is broken
-                log.exception("job engine %r: heartbeat failed", self.name)
-                self._beating_since = None
-
-    def _beat(self) -> None:
+    def _held_ids(self) -> list[int]:
         with self._lock:
-            held = list(self._active)
-        with self.uow() as uow:
-            alive = uow.jobs.beat(name=self.name, instance=self.instance)
-            mine = uow.jobs.still_owned(self.name, held) if alive else set()
-        if not alive:
-            if not self._displaced:
-                log.error("job engine %r: another process has taken this engine's name; this one "
-                          "stops claiming and watching jobs", self.name)
-            self._displaced = True
-            self._beating_since = None
-        elif self._beating_since is None:
-            self._beating_since = time.monotonic()
-        for job_id in held:
-            if job_id not in mine:  # adopted by another engine while this one was silent
-                self._let_go(job_id)
+            return list(self._active)
 
     def _let_go(self, job_id: int) -> None:
         """Stop watching a job another engine has taken: its files are that engine's now."""
@@ -521,24 +455,8 @@ class JobEngine:
             log.warning("job %s: taken over by another engine; no longer watched here", job_id)
 
     def _adopt_orphans(self) -> None:
-        # Only an engine whose own heartbeat has run unbroken for lost_after adopts: after an
-        # outage of the database every engine's heartbeat looks old, and the first one back
-        # must not take the others' jobs before they have had the time to beat again.
-        since = self._beating_since
-        if since is None or time.monotonic() - since < self.lost_after:
-            return
-        with self.uow() as uow:
-            orphans = uow.jobs.orphaned(engine=self.name, lost_after=self.lost_after)
-            uow.jobs.forget_engines(silent_for=max(24 * 3600.0, 10 * self.lost_after))
-        for orphan in orphans:
-            assert orphan.engine is not None
-            with self.uow() as uow:
-                job = uow.jobs.adopt(orphan.id, from_engine=orphan.engine, to_engine=self.name,
-                                     lost_after=self.lost_after)
-                cursor = uow.jobs.log_cursor(orphan.id) if job is not None else None
-            if job is None:
-                continue  # another engine took it first, or its engine is back
-            why = f"engine {orphan.engine!r} stopped answering"
+        for job, cursor, previous in self.membership.adopt_orphans():
+            why = f"engine {previous!r} stopped answering"
             self.records.system_log(job.id, LogLevel.WARNING, f"{why}: engine {self.name!r} takes the job over")
             try:
                 self._resume(job, cursor, why=why)
