@@ -103,7 +103,9 @@ def test_a_silent_engine_lets_go_of_an_adopted_job_without_touching_its_files(
         wait_for(lambda: "sleeping" in log_texts(owner, job.id), what="the job's first line", timeout=30)
     except AssertionError:
         raise AssertionError(describe(owner, job.id)) from None
-    owner.job_engine.membership.stop_heartbeat()  # the owner falls silent (its process lives on)
+    # The owner freezes: its loop and its heartbeat stop (its job's process lives on). Stopping
+    # only the heartbeat would leave its loop reading the job's output beside the adopter's.
+    owner.job_engine.stop()
     wait_for(lambda: owner.jobs.get(principal=ALICE, job_id=job.id).engine == other.job_engine.name,
              what="the other engine to adopt the job", timeout=30)
     owner.job_engine.membership.beat()  # the silent engine beats again and finds the job gone

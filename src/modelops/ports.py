@@ -184,7 +184,6 @@ class JobStore(Protocol):
         the event in the same transaction. Raises InvalidTransition if the row was not in an
         allowed status (the loser of a race)."""
         ...
-    def update_fields(self, job_id: int, fields: dict[str, Any]) -> None: ...
     def claim_queued(
         self, *, actor: str, limit: int, engine: str | None = None,
         work_dirs: Callable[[int], str] | None = None,
@@ -205,7 +204,6 @@ class JobStore(Protocol):
     def beat(self, *, name: str, instance: str) -> bool:
         """Refresh the engine's heartbeat; False if another process took the name meanwhile."""
         ...
-    def engines(self) -> builtins.list[Engine]: ...
     def owned(self, engine: str) -> builtins.list[Job]:
         """Running and stopping jobs of ``engine``, after taking any claimed before engines had
         names."""

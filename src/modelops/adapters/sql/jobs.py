@@ -165,9 +165,6 @@ class SqlJobStore(_SqlStore):
              "to_status": to.value, "actor": actor, "detail": detail, "at": t.utcnow()},
         )
 
-    def update_fields(self, job_id: int, fields: dict[str, Any]) -> None:
-        self.session.execute(_JOBS.update().where(_JOBS.c.id == job_id).values(**fields))
-
     def claim_queued(
         self, *, actor: str, limit: int, engine: str | None = None,
         work_dirs: Callable[[int], str] | None = None,
@@ -235,10 +232,6 @@ class SqlJobStore(_SqlStore):
             .values(heartbeat_at=self._now())
         )
         return bool(getattr(result, "rowcount", 0))
-
-    def engines(self) -> builtins.list[Engine]:
-        rows = self.session.scalars(select(t.EngineRow).order_by(t.EngineRow.name))
-        return [_engine(r, None) for r in rows]
 
     def owned(self, engine: str) -> builtins.list[Job]:
         """Running and stopping jobs of ``engine``. Jobs claimed before engines had names become
